@@ -1,0 +1,222 @@
+use std::fmt;
+use std::task::{Context, Poll};
+
+use http::header::HOST;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Uri, Version};
+use http_body::Body;
+use hyper::client::conn::{http1, http2};
+use tower_service::Service;
+
+use super::exec::Exec;
+use super::future::RequestFuture;
+use crate::error::{BoxError, Error, ErrorKind, Phase};
+use crate::info::ConnectionInfo;
+
+pub(crate) enum Sender<B> {
+    Http1(http1::SendRequest<B>),
+    Http2(http2::SendRequest<B>),
+}
+
+/// Runs the HTTP/2 handshake when `h2` is true, else HTTP/1.1, and spawns
+/// the connection task.
+pub(crate) async fn handshake<T, B>(io: T, exec: Exec, h2: bool) -> hyper::Result<Sender<B>>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    if h2 {
+        let (sender, conn) = http2::handshake(exec.clone(), io).await?;
+        exec.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+            }
+        });
+        Ok(Sender::Http2(sender))
+    } else {
+        let (sender, conn) = http1::handshake(io).await?;
+        exec.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP/1.1 connection ended with an error");
+            }
+        });
+        Ok(Sender::Http1(sender))
+    }
+}
+
+/// A ready HTTP connection to the target, speaking HTTP/2 or HTTP/1.1 as
+/// ALPN decided. Made by [`AlpnDispatchLayer`](crate::AlpnDispatchLayer).
+///
+/// A `tower::Service<http::Request<B>>`. Requests may carry a full URI
+/// (`https://host/path`) or just a path: the connection fills in what its
+/// protocol needs (origin-form and `Host` for HTTP/1.1, scheme and
+/// authority for HTTP/2).
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn doc(mut conn: tower_tunnel::HttpConnection<http_body_util::Empty<bytes::Bytes>>) -> Result<(), tower_tunnel::Error> {
+/// use tower::ServiceExt;
+///
+/// let req = http::Request::get("/").body(http_body_util::Empty::new()).unwrap();
+/// let res = conn.ready().await?.call(req).await?;
+/// println!("{:?} {}", res.version(), res.status());
+/// # Ok(()) }
+/// ```
+pub struct HttpConnection<B> {
+    sender: Sender<B>,
+    info: ConnectionInfo,
+    scheme: Scheme,
+}
+
+impl<B> HttpConnection<B> {
+    pub(crate) fn new(sender: Sender<B>, info: ConnectionInfo) -> Self {
+        let scheme = if info.tls_version().is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        HttpConnection {
+            sender,
+            info,
+            scheme,
+        }
+    }
+
+    /// Everything known about how this connection was made.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The protocol this connection speaks: `HTTP_2` or `HTTP_11`.
+    pub fn version(&self) -> Version {
+        match self.sender {
+            Sender::Http1(_) => Version::HTTP_11,
+            Sender::Http2(_) => Version::HTTP_2,
+        }
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        match &self.sender {
+            Sender::Http1(s) => s.is_closed(),
+            Sender::Http2(s) => s.is_closed(),
+        }
+    }
+
+    /// Puts `req` in the shape this connection's protocol needs.
+    fn prepare(&self, mut req: Request<B>) -> Result<Request<B>, Error> {
+        let target = self.info.target();
+        if let Some(authority) = req.uri().authority() {
+            if authority.host() != target.host()
+                || authority
+                    .port_u16()
+                    .unwrap_or(target.port_u16().unwrap_or(0))
+                    != target.port_u16().unwrap_or(0)
+            {
+                return Err(self.fail(ErrorKind::Request).with_detail(format!(
+                    "request for {authority} sent on a connection to {target}"
+                )));
+            }
+        }
+        match self.sender {
+            Sender::Http1(_) => {
+                if !req.headers().contains_key(HOST) {
+                    let host = req
+                        .uri()
+                        .authority()
+                        .map(|a| a.as_str())
+                        .unwrap_or(target.as_str());
+                    if let Ok(value) = HeaderValue::from_str(host) {
+                        req.headers_mut().insert(HOST, value);
+                    }
+                }
+                // Through a tunnel or direct, the origin gets origin-form.
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                *req.uri_mut() = Uri::from(path);
+                if req.version() != Version::HTTP_10 {
+                    *req.version_mut() = Version::HTTP_11;
+                }
+            }
+            Sender::Http2(_) => {
+                if req.uri().authority().is_none() {
+                    let path = req
+                        .uri()
+                        .path_and_query()
+                        .cloned()
+                        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                    *req.uri_mut() = Uri::builder()
+                        .scheme(self.scheme.clone())
+                        .authority(target.clone())
+                        .path_and_query(path)
+                        .build()
+                        .map_err(|e| self.fail(ErrorKind::Request).with_source(e))?;
+                }
+                *req.version_mut() = Version::HTTP_2;
+            }
+        }
+        Ok(req)
+    }
+
+    fn fail(&self, kind: ErrorKind) -> Error {
+        Error::new(kind, Some(Phase::Dispatch))
+            .with_target(self.info.target())
+            .with_proxy(self.info.route().proxy())
+    }
+}
+
+impl<B> fmt::Debug for HttpConnection<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConnection")
+            .field("version", &self.version())
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl<B> Service<Request<B>> for HttpConnection<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = Error;
+    type Future = RequestFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let ready = match &mut self.sender {
+            Sender::Http1(s) => s.poll_ready(cx),
+            Sender::Http2(s) => s.poll_ready(cx),
+        };
+        ready.map_err(|e| self.fail(ErrorKind::Request).with_source(e))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let req = match self.prepare(req) {
+            Ok(req) => req,
+            Err(e) => return RequestFuture::new(Box::pin(async move { Err(e) })),
+        };
+        let failed = self.fail(ErrorKind::Request);
+        match &mut self.sender {
+            Sender::Http1(s) => {
+                let fut = s.send_request(req);
+                RequestFuture::new(Box::pin(async move {
+                    fut.await.map_err(|e| failed.with_source(e))
+                }))
+            }
+            Sender::Http2(s) => {
+                let fut = s.send_request(req);
+                RequestFuture::new(Box::pin(async move {
+                    fut.await.map_err(|e| failed.with_source(e))
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+use std::fmt;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::Uri;
+use http_body::Body;
+use tower_service::Service;
+
+use super::connection::HttpConnection;
+use super::exec::Exec;
+use super::future::ResponseFuture;
+use crate::error::{BoxError, Error, ErrorKind, Phase};
+use crate::proxy::within;
+use crate::stage::Negotiated;
+
+/// HTTP/2 or HTTP/1.1 by ALPN over a negotiated stream; made by
+/// [`AlpnDispatchLayer`](crate::AlpnDispatchLayer).
+pub struct AlpnDispatch<S, B> {
+    inner: S,
+    exec: Exec,
+    handshake_timeout: Option<Duration>,
+    _body: PhantomData<fn(B)>,
+}
+
+impl<S, B> AlpnDispatch<S, B> {
+    pub(crate) fn new(inner: S, exec: Exec, handshake_timeout: Option<Duration>) -> Self {
+        AlpnDispatch {
+            inner,
+            exec,
+            handshake_timeout,
+            _body: PhantomData,
+        }
+    }
+
+    /// The TLS service below.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The TLS service below, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the TLS service below.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, B> Clone for AlpnDispatch<S, B> {
+    fn clone(&self) -> Self {
+        AlpnDispatch::new(
+            self.inner.clone(),
+            self.exec.clone(),
+            self.handshake_timeout,
+        )
+    }
+}
+
+impl<S: fmt::Debug, B> fmt::Debug for AlpnDispatch<S, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlpnDispatch")
+            .field("inner", &self.inner)
+            .field("exec", &self.exec)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish()
+    }
+}
+
+impl<S, B> Service<Uri> for AlpnDispatch<S, B>
+where
+    S: Service<Uri>,
+    S::Response: Negotiated + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = HttpConnection<B>;
+    type Error = Error;
+    type Future = ResponseFuture<B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.inner.call(dst);
+        let exec = self.exec.clone();
+        let timeout = self.handshake_timeout;
+        ResponseFuture::new(Box::pin(async move {
+            let stream = connecting.await.map_err(|e| {
+                Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e)
+            })?;
+            let mut info = stream.info().clone();
+            let started = Instant::now();
+            let fail = |e: Error, info: &crate::ConnectionInfo| {
+                e.with_target(info.target())
+                    .with_proxy(info.route().proxy())
+            };
+            let handshake = super::connection::handshake(stream, exec, info.is_h2());
+            let sender = within(timeout, Phase::Dispatch, handshake)
+                .await
+                .map_err(|e| fail(e, &info))?
+                .map_err(|e| {
+                    fail(
+                        Error::new(ErrorKind::Handshake, Some(Phase::Dispatch)).with_source(e),
+                        &info,
+                    )
+                })?;
+            info.timings.http_handshake = Some(started.elapsed());
+            Ok(HttpConnection::new(sender, info))
+        }))
+    }
+}

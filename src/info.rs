@@ -1,0 +1,201 @@
+//! How a connection was made: route, ALPN, TLS version, resumption and the
+//! time spent in each phase.
+//!
+//! Every stage stream carries a [`ConnectionInfo`], filled in as the
+//! connection climbs the stack; it is this crate's counterpart of curl's
+//! `-w` timing variables.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn doc(conn: tower_tunnel::HttpConnection<http_body_util::Empty<bytes::Bytes>>) {
+//! let info = conn.info();
+//! println!("{} over {}", info.route(), info.alpn().unwrap_or("no ALPN"));
+//! println!("TLS handshake took {:?}", info.timings().tls());
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use http::uri::Authority;
+
+/// The way a connection reaches its target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    /// Straight to the target: no proxy configured, or the target was
+    /// exempted from proxying.
+    Direct,
+    /// Through an HTTP `CONNECT` tunnel opened by the proxy at `proxy`.
+    Tunnel {
+        /// The proxy's host and port (never its credentials).
+        proxy: Authority,
+    },
+}
+
+impl Route {
+    /// The proxy this route goes through, if any.
+    pub fn proxy(&self) -> Option<&Authority> {
+        match self {
+            Route::Direct => None,
+            Route::Tunnel { proxy } => Some(proxy),
+        }
+    }
+
+    /// Whether the connection goes straight to the target.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, Route::Direct)
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Direct => f.write_str("direct"),
+            Route::Tunnel { proxy } => write!(f, "tunnel via {proxy}"),
+        }
+    }
+}
+
+/// Time spent in each phase of making a connection.
+///
+/// A phase that did not happen (no proxy, no TLS for `http://`) is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub(crate) dial: Option<Duration>,
+    pub(crate) proxy_connect: Option<Duration>,
+    pub(crate) tls: Option<Duration>,
+    pub(crate) http_handshake: Option<Duration>,
+}
+
+impl Timings {
+    /// TCP (or the base connector) to the first hop: the proxy, or the
+    /// target on a direct route.
+    pub fn dial(&self) -> Option<Duration> {
+        self.dial
+    }
+
+    /// From sending `CONNECT` to the end of the proxy's answer.
+    pub fn proxy_connect(&self) -> Option<Duration> {
+        self.proxy_connect
+    }
+
+    /// The TLS handshake with the target.
+    pub fn tls(&self) -> Option<Duration> {
+        self.tls
+    }
+
+    /// The HTTP/1.1 or HTTP/2 handshake.
+    pub fn http_handshake(&self) -> Option<Duration> {
+        self.http_handshake
+    }
+
+    /// The sum of all phases that happened.
+    pub fn total(&self) -> Duration {
+        [self.dial, self.proxy_connect, self.tls, self.http_handshake]
+            .into_iter()
+            .flatten()
+            .sum()
+    }
+}
+
+/// Everything known about how a connection was made.
+///
+/// Reachable from [`Routed::info`](crate::Routed::info),
+/// [`TlsStream::info`](crate::TlsStream::info) and
+/// [`HttpConnection::info`](crate::HttpConnection::info); hyper-util's
+/// `Client` also puts a copy in each response's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub(crate) target: Authority,
+    pub(crate) route: Route,
+    pub(crate) alpn: Option<Vec<u8>>,
+    pub(crate) tls_version: Option<rustls::ProtocolVersion>,
+    pub(crate) resumed: bool,
+    pub(crate) timings: Timings,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn new(target: Authority, route: Route) -> Self {
+        ConnectionInfo {
+            target,
+            route,
+            alpn: None,
+            tls_version: None,
+            resumed: false,
+            timings: Timings::default(),
+        }
+    }
+
+    /// Left behind where the info has moved up a stage; never shown.
+    pub(crate) fn placeholder() -> Self {
+        ConnectionInfo::new(Authority::from_static("moved:0"), Route::Direct)
+    }
+
+    /// The target's host and port.
+    pub fn target(&self) -> &Authority {
+        &self.target
+    }
+
+    /// How the connection reaches the target.
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    /// The ALPN protocol the target selected (`"h2"`, `"http/1.1"`), if any.
+    pub fn alpn(&self) -> Option<&str> {
+        self.alpn
+            .as_deref()
+            .and_then(|p| std::str::from_utf8(p).ok())
+    }
+
+    /// Whether the target selected HTTP/2 by ALPN.
+    pub fn is_h2(&self) -> bool {
+        self.alpn.as_deref() == Some(b"h2")
+    }
+
+    /// The TLS version negotiated with the target; `None` for `http://`.
+    pub fn tls_version(&self) -> Option<rustls::ProtocolVersion> {
+        self.tls_version
+    }
+
+    /// Whether the TLS handshake resumed an earlier session.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Time spent in each phase.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+}
+
+impl fmt::Display for ConnectionInfo {
+    /// One line in the manner of `curl -w`:
+    /// `localhost:443 via tunnel via 127.0.0.1:3128, h2, TLSv1_3 (resumed), dial 1ms ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.target, self.route)?;
+        if let Some(alpn) = self.alpn() {
+            write!(f, ", alpn {alpn}")?;
+        }
+        if let Some(v) = self.tls_version {
+            write!(f, ", {v:?}")?;
+            if self.resumed {
+                f.write_str(" (resumed)")?;
+            }
+        }
+        let t = &self.timings;
+        for (name, d) in [
+            ("dial", t.dial),
+            ("connect", t.proxy_connect),
+            ("tls", t.tls),
+            ("http", t.http_handshake),
+        ] {
+            if let Some(d) = d {
+                write!(f, ", {name} {:.1}ms", d.as_secs_f64() * 1e3)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! [`ProxyConnectLayer`]: the route to the target, established before TLS.
+//!
+//! The layer sits directly above a base connector (hyper-util's
+//! `HttpConnector`, or any `Service<Uri>` whose stream implements
+//! [`Transport`](crate::Transport)). For each target URI it dials the first
+//! hop, and when a proxy is configured, sends
+//!
+//! ```text
+//! CONNECT example.com:443 HTTP/1.1
+//! Host: example.com:443
+//! Proxy-Authorization: Basic ...      (when credentials are set)
+//! ```
+//!
+//! and reads the answer with a bounded buffer. On any 2xx it yields a
+//! [`Routed`] stream: the same connection, now a tunnel to the target. Only
+//! [`TlsLayer`](crate::TlsLayer) accepts a `Routed` stream, so TLS to the
+//! target can never start on a connection whose tunnel does not exist.
+//!
+//! The base connector is asked for `http://host:port/` of the first hop
+//! (the proxy, or the target for a direct route), with the port explicit,
+//! so `HttpConnector::new()` works as it is for `https://` targets.
+//!
+//! # Example
+//!
+//! ```
+//! use hyper_util::client::legacy::connect::HttpConnector;
+//! use tower::ServiceBuilder;
+//! use tower_tunnel::{Proxy, ProxyConnectLayer};
+//!
+//! let proxy = Proxy::new("http://user:secret@127.0.0.1:3128")?;
+//! let routed = ServiceBuilder::new()
+//!     .layer(ProxyConnectLayer::new(proxy))
+//!     .service(HttpConnector::new());
+//! # let _ = routed;
+//! # Ok::<(), tower_tunnel::Error>(())
+//! ```
+//!
+//! # Errors
+//!
+//! | what happened | [`ErrorKind`](crate::ErrorKind) |
+//! |---|---|
+//! | the proxy could not be reached | `Dial` |
+//! | a phase took longer than its timeout | `Timeout` |
+//! | `407 Proxy Authentication Required` | `ProxyAuthRequired` (challenges kept) |
+//! | any other non-2xx (`403`, `502`, ...) | `ProxyRefused` (status, reason, headers kept) |
+//! | closed before answering / in the middle | `ProxyClosed` / `ProxyTruncated` |
+//! | more than 16 KiB or 64 headers | `ProxyHeadersTooLarge` |
+//! | not HTTP (garbage, a TLS record) | `ProxyMalformed` |
+//! | `HTTP/2.0` or `HTTP/9.9` status line | `ProxyBadVersion` |
+//!
+//! Lenient where curl is: bare LF line endings, `HTTP/1.0`, interim `1xx`
+//! responses before the final one, and `Content-Length` on the 2xx (which
+//! RFC 9110 §9.3.6 says to ignore) are all accepted.
+
+mod config;
+pub mod future;
+pub(crate) mod http_connect;
+mod layer;
+mod routed;
+mod service;
+
+use std::time::Duration;
+
+pub use self::config::Proxy;
+pub use self::layer::ProxyConnectLayer;
+pub use self::routed::Routed;
+pub(crate) use self::service::within;
+pub use self::service::ProxyConnect;
+
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) route: RouteChoice,
+    pub(crate) dial_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) max_response_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum RouteChoice {
+    Direct,
+    Proxy(Proxy),
+}

@@ -1,0 +1,68 @@
+//! The target's authority, taken from the URI a connector is called with.
+
+use http::uri::{Authority, Scheme};
+use http::Uri;
+
+use crate::error::{Error, ErrorKind};
+
+/// Whether a target URI asks for TLS, and its `host:port` with the port
+/// made explicit.
+pub(crate) fn target_of(uri: &Uri) -> Result<(Authority, bool), Error> {
+    let invalid = |why: &'static str| Error::new(ErrorKind::InvalidTarget, None).with_detail(why);
+    let tls = match uri.scheme() {
+        Some(s) if *s == Scheme::HTTPS => true,
+        Some(s) if *s == Scheme::HTTP => false,
+        Some(_) => return Err(invalid("scheme must be http or https")),
+        None => return Err(invalid("no scheme")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| invalid("no host"))?;
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    // `Uri::host` keeps IPv6 brackets, so this is a valid authority again.
+    let authority = format!("{host}:{port}")
+        .parse()
+        .map_err(|_| invalid("invalid host"))?;
+    Ok((authority, tls))
+}
+
+/// `http://host:port/`: what a base connector is asked to dial.
+pub(crate) fn dial_uri(authority: &Authority) -> Uri {
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query("/")
+        .build()
+        .unwrap_or_default()
+}
+
+/// The host without IPv6 brackets, as SNI and certificate checks want it.
+pub(crate) fn bare_host(authority: &Authority) -> &str {
+    let host = authority.host();
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_schemes() {
+        let (a, tls) = target_of(&"https://example.com/x".parse().unwrap()).unwrap();
+        assert_eq!((a.as_str(), tls), ("example.com:443", true));
+        let (a, tls) = target_of(&"http://[::1]:8080".parse().unwrap()).unwrap();
+        assert_eq!((a.as_str(), tls), ("[::1]:8080", false));
+        assert_eq!(bare_host(&a), "::1");
+        for bad in ["/just/a/path", "ftp://example.com/", "example.com:443"] {
+            let uri: Uri = bad.parse().unwrap();
+            assert_eq!(
+                target_of(&uri).unwrap_err().kind(),
+                ErrorKind::InvalidTarget,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,74 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::Uri;
+use rustls::ClientConfig;
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::TlsStream;
+use crate::error::{BoxError, Error, ErrorKind, Phase};
+use crate::stage::RoutedStream;
+
+/// rustls to the target over a routed stream; made by
+/// [`TlsLayer`](crate::TlsLayer).
+#[derive(Clone, Debug)]
+pub struct TlsConnect<S> {
+    inner: S,
+    config: Arc<ClientConfig>,
+    handshake_timeout: Option<Duration>,
+}
+
+impl<S> TlsConnect<S> {
+    pub(crate) fn new(
+        inner: S,
+        config: Arc<ClientConfig>,
+        handshake_timeout: Option<Duration>,
+    ) -> Self {
+        TlsConnect {
+            inner,
+            config,
+            handshake_timeout,
+        }
+    }
+
+    /// The routing service below.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The routing service below, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the routing service below.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Uri> for TlsConnect<S>
+where
+    S: Service<Uri>,
+    S::Response: RoutedStream,
+    <S::Response as RoutedStream>::Io: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::Error: Into<BoxError>,
+{
+    type Response = TlsStream<<S::Response as RoutedStream>::Io>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future, <S::Response as RoutedStream>::Io>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let target = crate::target::target_of(&dst);
+        let fut = self.inner.call(dst);
+        ResponseFuture::new(fut, target, self.config.clone(), self.handshake_timeout)
+    }
+}
