@@ -120,7 +120,8 @@ pub enum Fault {
 /// let proxy = TestProxy::start().await?;
 ///
 /// let mut stream = tokio::net::TcpStream::connect(proxy.addr()).await?;
-/// let connect = format!("CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n\r\n", origin.addr().port());
+/// let target = origin.authority();
+/// let connect = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
 /// stream.write_all(connect.as_bytes()).await?;
 /// let mut answer = [0; 39];
 /// stream.read_exact(&mut answer).await?;

@@ -44,8 +44,9 @@ pin_project! {
         Handshaking {
             #[pin]
             fut: tokio_rustls::Connect<TokioIo<Routed<T>>>,
-            #[pin]
-            deadline: Option<Sleep>,
+            // Boxed so the future stays `Unpin`, which hyper-util's
+            // `Connect` requires of a connector's future.
+            deadline: Option<Pin<Box<Sleep>>>,
             started: Instant,
             info: Option<ConnectionInfo>,
         },
@@ -125,7 +126,7 @@ where
                     let fut = connector.connect(name, TokioIo::new(routed));
                     this.state.set(State::Handshaking {
                         fut,
-                        deadline: this.timeout.map(tokio::time::sleep),
+                        deadline: this.timeout.map(|t| Box::pin(tokio::time::sleep(t))),
                         started: Instant::now(),
                         info: Some(info),
                     });
@@ -139,8 +140,8 @@ where
                     let result = match fut.poll(cx) {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
-                            if let Some(deadline) = deadline.as_pin_mut() {
-                                if deadline.poll(cx).is_ready() {
+                            if let Some(deadline) = deadline {
+                                if deadline.as_mut().poll(cx).is_ready() {
                                     let info = info.take();
                                     let limit = this.timeout.unwrap_or_default();
                                     this.state.set(State::Done);

@@ -1,0 +1,21 @@
+// The proxy layer twice: the second would send CONNECT inside the first tunnel's route.
+use std::sync::Arc;
+
+use http::Uri;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::{Service, ServiceBuilder};
+use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, TlsLayer};
+
+fn connector(tls: Arc<rustls::ClientConfig>, proxy: Proxy) -> impl Service<Uri> {
+    let _ = (&tls, &proxy);
+    ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<http_body_util::Empty<bytes::Bytes>>::new())
+        .layer(TlsLayer::new(tls))
+        .layer(ProxyConnectLayer::new(proxy.clone()))
+        .layer(ProxyConnectLayer::new(proxy))
+        .service(HttpConnector::new())
+}
+
+fn main() {
+    let _ = connector;
+}

@@ -1,0 +1,20 @@
+// TLS below the proxy layer: TLS would start before the tunnel exists.
+use std::sync::Arc;
+
+use http::Uri;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::{Service, ServiceBuilder};
+use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, TlsLayer};
+
+fn connector(tls: Arc<rustls::ClientConfig>, proxy: Proxy) -> impl Service<Uri> {
+    let _ = (&tls, &proxy);
+    ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<http_body_util::Empty<bytes::Bytes>>::new())
+        .layer(ProxyConnectLayer::new(proxy))
+        .layer(TlsLayer::new(tls))
+        .service(HttpConnector::new())
+}
+
+fn main() {
+    let _ = connector;
+}

@@ -1,0 +1,19 @@
+// TLS with no proxy layer: the connection never went through routing.
+use std::sync::Arc;
+
+use http::Uri;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::{Service, ServiceBuilder};
+use tower_tunnel::{AlpnDispatchLayer, Proxy, TlsLayer};
+
+fn connector(tls: Arc<rustls::ClientConfig>, proxy: Proxy) -> impl Service<Uri> {
+    let _ = (&tls, &proxy);
+    ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<http_body_util::Empty<bytes::Bytes>>::new())
+        .layer(TlsLayer::new(tls))
+        .service(HttpConnector::new())
+}
+
+fn main() {
+    let _ = connector;
+}
