@@ -37,7 +37,7 @@
 //!
 //! let mut conn = connect.oneshot(origin.https_url().parse()?).await?;
 //! let req = http::Request::get("/").body(Empty::<Bytes>::new())?;
-//! let res = conn.ready().await?.call(req).await?;
+//! let res = conn.send_request(req).await?;
 //! assert_eq!(res.status(), 200);
 //! assert_eq!(res.version(), http::Version::HTTP_2);
 //! assert!(!conn.info().route().is_direct());

@@ -58,10 +58,8 @@ where
 ///
 /// ```no_run
 /// # async fn doc(mut conn: tower_tunnel::HttpConnection<http_body_util::Empty<bytes::Bytes>>) -> Result<(), tower_tunnel::Error> {
-/// use tower::ServiceExt;
-///
 /// let req = http::Request::get("/").body(http_body_util::Empty::new()).unwrap();
-/// let res = conn.ready().await?.call(req).await?;
+/// let res = conn.send_request(req).await?;
 /// println!("{:?} {}", res.version(), res.status());
 /// # Ok(()) }
 /// ```
@@ -104,6 +102,22 @@ impl<B> HttpConnection<B> {
             Sender::Http1(s) => s.is_closed(),
             Sender::Http2(s) => s.is_closed(),
         }
+    }
+
+    /// Waits until the connection can take a request, then sends `req`.
+    ///
+    /// The same as `ServiceExt::ready` followed by `Service::call`.
+    pub async fn send_request(
+        &mut self,
+        req: Request<B>,
+    ) -> Result<http::Response<hyper::body::Incoming>, Error>
+    where
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.call(req).await
     }
 
     /// Puts `req` in the shape this connection's protocol needs.

@@ -27,7 +27,7 @@
 //!     .service(HttpConnector::new());
 //! let mut conn = connect.oneshot("https://example.com".parse().unwrap()).await?;
 //! let req = http::Request::get("/").body(Empty::<Bytes>::new()).unwrap();
-//! let res = conn.ready().await?.call(req).await?;
+//! let res = conn.send_request(req).await?;
 //! println!("{:?} {} via {}", res.version(), res.status(), conn.info().route());
 //! # Ok(()) }
 //! ```

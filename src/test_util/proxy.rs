@@ -1,6 +1,6 @@
 //! [`TestProxy`]: an in-process HTTP proxy (CONNECT and forward) with injectable faults.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -668,12 +668,11 @@ async fn endless_headers(mut client: TcpStream) {
     if client.write_all(b"HTTP/1.1 200 OK\r\n").await.is_err() {
         return;
     }
+    const FILLER: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
     let mut line = String::with_capacity(128);
     for n in 0_u64.. {
         line.clear();
-        line.push_str(&format!("X-Filler-{n}: "));
-        line.push_str(&"f".repeat(64));
-        line.push_str("\r\n");
+        let _ = write!(line, "X-Filler-{n}: {FILLER}\r\n");
         if client.write_all(line.as_bytes()).await.is_err() {
             return;
         }
@@ -693,10 +692,10 @@ fn status_fault(code: u16, fields: &[(String, String)], body: &[u8]) -> Vec<u8> 
     for (name, value) in fields {
         framed |= name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("transfer-encoding");
-        head.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(head, "{name}: {value}\r\n");
     }
     if !framed {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        let _ = write!(head, "Content-Length: {}\r\n", body.len());
     }
     head.push_str("\r\n");
     let mut answer = head.into_bytes();
