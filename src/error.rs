@@ -32,7 +32,7 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::{HeaderMap, StatusCode};
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use crate::BoxError;
 
 /// The phase of making a connection in which an error happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -98,6 +98,14 @@ mod target;
 pub mod test_util;
 pub mod tls;
 
+/// A boxed error, as tower and hyper use: `Box<dyn Error + Send + Sync>`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// The README's example is compiled as a doc test, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use crate::dispatch::{AlpnDispatch, AlpnDispatchLayer, HttpConnection};
 pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::info::{ConnectionInfo, Route, Timings};

@@ -1,5 +1,5 @@
 //! [`ResponseFuture`] for [`AlpnDispatch`](super::AlpnDispatch), and
-//! [`RequestFuture`] for [`HttpConnection`](super::HttpConnection).
+//! [`RequestFuture`] for [`HttpConnection`].
 
 use std::fmt;
 use std::future::Future;

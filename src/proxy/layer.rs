@@ -18,7 +18,7 @@ pub struct ProxyConnectLayer {
 impl ProxyConnectLayer {
     /// Tunnels every connection through `proxy`.
     pub fn new(proxy: Proxy) -> Self {
-        Self::with_route(RouteChoice::Proxy(proxy))
+        Self::with_route(RouteChoice::Proxy(Box::new(proxy)))
     }
 
     /// Connects every target directly, with no proxy.

@@ -81,5 +81,5 @@ pub(crate) struct Config {
 #[derive(Clone, Debug)]
 pub(crate) enum RouteChoice {
     Direct,
-    Proxy(Proxy),
+    Proxy(Box<Proxy>),
 }

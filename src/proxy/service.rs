@@ -78,7 +78,7 @@ where
     let (target, _) = target_of(&dst)?;
     let proxy = match &config.route {
         RouteChoice::Direct => None,
-        RouteChoice::Proxy(p) => Some(p),
+        RouteChoice::Proxy(p) => Some(&**p),
     };
     let span = tracing::debug_span!(
         "tower_tunnel::connect",
