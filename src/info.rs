@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ impl Timings {
 pub struct ConnectionInfo {
     pub(crate) target: Authority,
     pub(crate) route: Route,
-    pub(crate) alpn: Option<Vec<u8>>,
+    pub(crate) alpn: Option<Cow<'static, [u8]>>,
     pub(crate) tls_version: Option<rustls::ProtocolVersion>,
     pub(crate) resumed: bool,
     pub(crate) timings: Timings,
@@ -152,7 +153,7 @@ impl ConnectionInfo {
 
     /// Whether the target selected HTTP/2 by ALPN.
     pub fn is_h2(&self) -> bool {
-        self.alpn.as_deref() == Some(b"h2")
+        self.alpn.as_deref() == Some(&b"h2"[..])
     }
 
     /// The TLS version negotiated with the target; `None` for `http://`.

@@ -77,6 +77,33 @@
 //! `Debug` or `Display`. Every connection carries a [`ConnectionInfo`]:
 //! route, ALPN, TLS version, resumption and per-phase timings.
 //!
+//! # Failure modes
+//!
+//! What a misbehaving proxy or network looks like to your code. Every case is an
+//! [`Error`] naming the proxy `P` and the target `T`; [`Error::kind`] is in
+//! brackets. CONNECT failures have [`Phase::ProxyConnect`], and TLS to the target
+//! never starts after one. Each row is a test in `tests/faults.rs`.
+//!
+//! | failure | message the user sees | what to do |
+//! |---|---|---|
+//! | `407`, with or without a challenge | `proxy P refused CONNECT to T: 407 Proxy Authentication Required (Basic realm="corp")` \[`ProxyAuthRequired`\] | set credentials in the proxy URL or with [`Proxy::with_basic_auth`]; the challenges are in [`ProxyResponse::challenges`] |
+//! | `403`, `502` (an HTML body is ignored), `504`, `101`, any non-2xx | `proxy P refused CONNECT to T: 502 Bad Gateway` \[`ProxyRefused`\] | the proxy's policy or its upstream: status, reason and headers are in [`Error::proxy_response`] |
+//! | not HTTP (an SSH banner, garbage) | `proxy P sent a malformed answer to CONNECT to T: not an HTTP response` \[`ProxyMalformed`\] | the address is not an HTTP proxy |
+//! | a TLS record instead of HTTP | `proxy P sent a malformed answer to CONNECT to T: it sent a TLS record, not HTTP: is it an https:// proxy?` \[`ProxyMalformed`\] | the proxy expects TLS itself: use an HTTPS-proxy layer below [`ProxyConnectLayer`] |
+//! | closed (or reset) before answering | `proxy P closed the connection without answering CONNECT to T` \[`ProxyClosed`\] | proxy overloaded, or an access rule that drops clients; the `io::Error` of a reset is the source |
+//! | closed mid-answer (truncated status line, no final blank line) | `proxy P closed the connection in the middle of its answer to CONNECT to T` \[`ProxyTruncated`\] | a broken proxy or middlebox; retry, then report it |
+//! | silence, or an answer dripped slowly | `proxy P did not answer CONNECT to T within 30s` \[`Timeout`\] | one deadline covers the whole exchange ([`ProxyConnectLayer::with_connect_timeout`]), so a drip fails on time |
+//! | endless headers | `proxy P answer to CONNECT to T is too large: more than 64 headers` (or `more than 16384 bytes of headers`) \[`ProxyHeadersTooLarge`\] | reading stops at the cap, memory stays bounded by it; raise it with [`ProxyConnectLayer::with_max_response_bytes`] only for a proxy known to be verbose |
+//! | `HTTP/9.9 200`, `HTTP/2.0 200` | `proxy P answered CONNECT to T with an unsupported HTTP version: HTTP/9.9` \[`ProxyBadVersion`\] | the proxy speaks something else; check the port |
+//! | the proxy is unreachable | `could not connect to proxy P for T` \[`Dial`\] | check the proxy URL and that it is up; the `io::Error` is the source |
+//! | the target's certificate | `TLS handshake with T via proxy P failed` \[`Tls`\] | the rustls error is the source; a TLS-intercepting proxy needs its CA in your roots |
+//!
+//! Accepted, as curl accepts them: `HTTP/1.0 200`, interim `1xx` answers before the
+//! final one (`101` is final, and a refusal), any `2xx` (`204`, `299`), `Content-Length`
+//! on the `2xx` (ignored: RFC 9110 §9.3.6), bare LF line endings, and tunnel bytes in
+//! the same read as the answer (replayed, never dropped). Proxy credentials never
+//! appear in any `Debug`, `Display`, error source or tracing output.
+//!
 //! # Features
 //!
 //! - `test-util`: an in-process CONNECT proxy and TLS origin on loopback
@@ -87,6 +114,8 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+#[doc(hidden)]
+pub mod __fuzz;
 pub mod dispatch;
 pub mod error;
 pub mod info;

@@ -78,7 +78,11 @@ pub trait RoutedStream: sealed::Sealed {
     fn into_routed(self) -> Routed<Self::Io>;
 }
 
-impl<T> sealed::Sealed for Routed<T> {}
+impl<T> sealed::Sealed for Routed<T> {
+    fn take_info(&mut self) -> ConnectionInfo {
+        Routed::take_info(self)
+    }
+}
 impl<T> RoutedStream for Routed<T> {
     type Io = T;
 
@@ -107,13 +111,23 @@ pub trait Negotiated: sealed::Sealed {
     fn info(&self) -> &ConnectionInfo;
 }
 
-impl<T> sealed::Sealed for TlsStream<T> {}
+impl<T> sealed::Sealed for TlsStream<T> {
+    fn take_info(&mut self) -> ConnectionInfo {
+        TlsStream::take_info(self)
+    }
+}
 impl<T> Negotiated for TlsStream<T> {
     fn info(&self) -> &ConnectionInfo {
         TlsStream::info(self)
     }
 }
 
-mod sealed {
-    pub trait Sealed {}
+pub(crate) mod sealed {
+    use crate::info::ConnectionInfo;
+
+    /// Seals the stage traits, and carries what only this crate may call.
+    pub trait Sealed {
+        /// Moves the connection info up to the next stage.
+        fn take_info(&mut self) -> ConnectionInfo;
+    }
 }

@@ -19,6 +19,12 @@ pub(crate) fn target_of(uri: &Uri) -> Result<(Authority, bool), Error> {
         .host()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| invalid("no host"))?;
+    if let Some(authority) = uri.authority() {
+        // Already `host:port` with no userinfo: use it as it is.
+        if authority.port().is_some() && !authority.as_str().contains('@') {
+            return Ok((authority.clone(), tls));
+        }
+    }
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     // `Uri::host` keeps IPv6 brackets, so this is a valid authority again.
     let authority = format!("{host}:{port}")

@@ -119,18 +119,33 @@ fn summarize(bt: &std::backtrace::Backtrace) -> String {
     let mut frames = Vec::new();
     for line in text.lines() {
         let line = line.trim();
-        let Some((_, name)) = line.split_once(": ") else { continue };
+        let Some((_, name)) = line.split_once(": ") else {
+            continue;
+        };
         if line.starts_with("at ") {
             continue;
         }
-        let skip = ["std::", "core::", "alloc::", "__rust", "<alloc::", "<core::", "<std::",
-            "tower_tunnel_bench::trace_alloc", "<tower_tunnel_bench::Counting", "__rdl", "__rg_"];
+        let skip = [
+            "std::",
+            "core::",
+            "alloc::",
+            "__rust",
+            "<alloc::",
+            "<core::",
+            "<std::",
+            "tower_tunnel_bench::trace_alloc",
+            "<tower_tunnel_bench::Counting",
+            "__rdl",
+            "__rg_",
+        ];
         if skip.iter().any(|p| name.starts_with(p)) {
             continue;
         }
         let mut name = name.to_string();
         if let Some(i) = name.rfind("::h") {
-            if name.len() - i == 19 { name.truncate(i); }
+            if name.len() - i == 19 {
+                name.truncate(i);
+            }
         }
         frames.push(name);
         if frames.len() == 4 {
@@ -710,7 +725,12 @@ struct Sample {
 
 /// Connect, `GET path`, read the whole body; the connection is dropped afterwards (and the
 /// returned `Open` lets the idle probe keep it instead).
-async fn run(client: &mut Client, t: &Target, path: &str, h2_uri: &Uri) -> Result<(Sample, Option<Open>)> {
+async fn run(
+    client: &mut Client,
+    t: &Target,
+    path: &str,
+    h2_uri: &Uri,
+) -> Result<(Sample, Option<Open>)> {
     let a0 = allocs();
     let t0 = Instant::now();
     let (bytes, resumed, open) = match client {
@@ -902,10 +922,21 @@ fn idle_probe(kind: usize, proto: Proto, count: usize) -> Result<()> {
     })
 }
 
-fn run_idle_probe(env: &Env, server: &mut Server, kind: usize, proto: Proto, count: usize) -> Result<(f64, f64)> {
+fn run_idle_probe(
+    env: &Env,
+    server: &mut Server,
+    kind: usize,
+    proto: Proto,
+    count: usize,
+) -> Result<(f64, f64)> {
     let before = server.stats()?;
     let out = Command::new(std::env::current_exe()?)
-        .args(["--idle-probe", &kind.to_string(), proto.name(), &count.to_string()])
+        .args([
+            "--idle-probe",
+            &kind.to_string(),
+            proto.name(),
+            &count.to_string(),
+        ])
         .env("BENCH_PROXY", &env.proxy_url)
         .env("BENCH_ORIGIN", &env.origin_url)
         .env("BENCH_CA", &env.ca_pem)
@@ -918,7 +949,10 @@ fn run_idle_probe(env: &Env, server: &mut Server, kind: usize, proto: Proto, cou
     // Connections the proxy accepted during the probe, less the 3 warm-up ones.
     let conns = (after.0[0] - before.0[0]).saturating_sub(3).max(1) as f64;
     let text = String::from_utf8(out.stdout)?;
-    let v: Vec<f64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     if v.len() != 4 {
         return Err(format!("idle probe printed {text:?}").into());
     }
@@ -949,7 +983,9 @@ fn main() -> Result<()> {
     }
     if argv.get(1).map(String::as_str) == Some("--trace-allocs") {
         let (_server, env) = Server::start()?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         return rt.block_on(trace_allocs(&env));
     }
     let args = parse_args();
@@ -960,7 +996,10 @@ fn main() -> Result<()> {
     let rows = rt.block_on(measure(&args, &env, &mut server))?;
     let mut rows = rows;
 
-    eprintln!("idle memory: {} connections per (client, protocol), one process each", args.idle);
+    eprintln!(
+        "idle memory: {} connections per (client, protocol), one process each",
+        args.idle
+    );
     for (kind, row) in rows.iter_mut().enumerate() {
         for (pi, proto) in [Proto::H2, Proto::H1].into_iter().enumerate() {
             if kind == 3 && proto == Proto::H2 {
@@ -1085,7 +1124,9 @@ async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<Vec<Row>
                 };
                 let n = match &mut conn {
                     Open::Ours(c) => {
-                        let res = c.send_request(Request::get(setup_path).body(Body::new())?).await?;
+                        let res = c
+                            .send_request(Request::get(setup_path).body(Body::new())?)
+                            .await?;
                         drain(res.into_body()).await?
                     }
                     Open::Hyper(c) => c.get(setup_path, &setup_uri, &t.authority).await?,
@@ -1118,7 +1159,10 @@ async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<Vec<Row>
     let bytes = args.mib * 1024 * 1024;
     let big_path = format!("/bytes/{bytes}");
     let big_uri = t.h2_uri(&big_path)?;
-    eprintln!("throughput: {} MiB, {} round(s) per client and protocol", args.mib, args.rounds);
+    eprintln!(
+        "throughput: {} MiB, {} round(s) per client and protocol",
+        args.mib, args.rounds
+    );
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); clients.len()];
     for r in 0..args.rounds {
         for k in 0..clients.len() {
@@ -1170,7 +1214,9 @@ async fn trace_allocs(env: &Env) -> Result<()> {
                 };
                 match &mut conn {
                     Open::Ours(c) => {
-                        let res = c.send_request(Request::get("/bytes/1024").body(Body::new())?).await?;
+                        let res = c
+                            .send_request(Request::get("/bytes/1024").body(Body::new())?)
+                            .await?;
                         drain(res.into_body()).await?;
                     }
                     Open::Hyper(c) => {
@@ -1189,12 +1235,18 @@ async fn trace_allocs(env: &Env) -> Result<()> {
             for (phase, size, bt) in &traces {
                 let key = summarize(bt);
                 match grouped.iter_mut().find(|g| g.0 == *phase && g.1 == key) {
-                    Some(g) => { g.2 += 1; g.3 += size; }
+                    Some(g) => {
+                        g.2 += 1;
+                        g.3 += size;
+                    }
                     None => grouped.push((*phase, key, 1, *size)),
                 }
             }
             for (phase, key, count, bytes) in grouped {
-                println!("  [{}] {count}x {bytes}B  {key}", phases.get(phase).unwrap_or(&"after"));
+                println!(
+                    "  [{}] {count}x {bytes}B  {key}",
+                    phases.get(phase).unwrap_or(&"after")
+                );
             }
         }
     }
@@ -1265,7 +1317,12 @@ fn print_table(args: &Args, rows: &[Row]) {
     println!("TLS sessions resumed during the setup runs (client side):");
     for (kind, r) in rows.iter().enumerate() {
         let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.0}%", v * 100.0));
-        println!("  {}: h2 {}, h1 {}", NAMES[kind], pct(r.resumed[0]), pct(r.resumed[1]));
+        println!(
+            "  {}: h2 {}, h1 {}",
+            NAMES[kind],
+            pct(r.resumed[0]),
+            pct(r.resumed[1])
+        );
     }
 
     // -- Targets ---------------------------------------------------------------------------
@@ -1287,13 +1344,25 @@ fn print_table(args: &Args, rows: &[Row]) {
             );
         }
         if let (Some(ot), Some(ft)) = (o.mibs[pi], f.mibs[pi]) {
-            println!("  throughput {p}: {:.3}x floor (>= 0.97: {})", ot / ft, verdict(ot / ft >= 0.97));
+            println!(
+                "  throughput {p}: {:.3}x floor (>= 0.97: {})",
+                ot / ft,
+                verdict(ot / ft >= 0.97)
+            );
         }
         if let (Some(oa), Some(fa)) = (o.allocs[pi], f.allocs[pi]) {
-            println!("  allocations {p}: floor {:+.1} (<= +10: {})", oa - fa, verdict(oa - fa <= 10.0));
+            println!(
+                "  allocations {p}: floor {:+.1} (<= +10: {})",
+                oa - fa,
+                verdict(oa - fa <= 10.0)
+            );
         }
         if let (Some(or), Some(fr)) = (o.rss[pi], f.rss[pi]) {
-            println!("  idle RSS {p}: floor {:+.2} KiB (within 2 KiB: {})", or - fr, verdict((or - fr).abs() <= 2.0));
+            println!(
+                "  idle RSS {p}: floor {:+.2} KiB (within 2 KiB: {})",
+                or - fr,
+                verdict((or - fr).abs() <= 2.0)
+            );
         }
     }
 }

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::HOST;
@@ -65,7 +66,8 @@ where
 /// ```
 pub struct HttpConnection<B> {
     sender: Sender<B>,
-    info: ConnectionInfo,
+    // Shared with each request future, for its error path.
+    info: Arc<ConnectionInfo>,
     scheme: Scheme,
 }
 
@@ -78,7 +80,7 @@ impl<B> HttpConnection<B> {
         };
         HttpConnection {
             sender,
-            info,
+            info: Arc::new(info),
             scheme,
         }
     }
@@ -179,10 +181,14 @@ impl<B> HttpConnection<B> {
     }
 
     fn fail(&self, kind: ErrorKind) -> Error {
-        Error::new(kind, Some(Phase::Dispatch))
-            .with_target(self.info.target())
-            .with_proxy(self.info.route().proxy())
+        request_error(kind, &self.info)
     }
+}
+
+fn request_error(kind: ErrorKind, info: &ConnectionInfo) -> Error {
+    Error::new(kind, Some(Phase::Dispatch))
+        .with_target(info.target())
+        .with_proxy(info.route().proxy())
 }
 
 impl<B> fmt::Debug for HttpConnection<B> {
@@ -217,19 +223,18 @@ where
             Ok(req) => req,
             Err(e) => return RequestFuture::new(Box::pin(async move { Err(e) })),
         };
-        let failed = self.fail(ErrorKind::Request);
+        // The error is built only on failure; an `Arc` clone is all a
+        // request costs up front.
+        let info = self.info.clone();
+        let fail = move |e: hyper::Error| request_error(ErrorKind::Request, &info).with_source(e);
         match &mut self.sender {
             Sender::Http1(s) => {
                 let fut = s.send_request(req);
-                RequestFuture::new(Box::pin(async move {
-                    fut.await.map_err(|e| failed.with_source(e))
-                }))
+                RequestFuture::new(Box::pin(async move { fut.await.map_err(fail) }))
             }
             Sender::Http2(s) => {
                 let fut = s.send_request(req);
-                RequestFuture::new(Box::pin(async move {
-                    fut.await.map_err(|e| failed.with_source(e))
-                }))
+                RequestFuture::new(Box::pin(async move { fut.await.map_err(fail) }))
             }
         }
     }

@@ -12,6 +12,7 @@ use super::exec::Exec;
 use super::future::ResponseFuture;
 use crate::error::{BoxError, Error, ErrorKind, Phase};
 use crate::proxy::within;
+use crate::stage::sealed::Sealed as _;
 use crate::stage::Negotiated;
 
 /// HTTP/2 or HTTP/1.1 by ALPN over a negotiated stream; made by
@@ -94,10 +95,10 @@ where
         let exec = self.exec.clone();
         let timeout = self.handshake_timeout;
         ResponseFuture::new(Box::pin(async move {
-            let stream = connecting.await.map_err(|e| {
+            let mut stream = connecting.await.map_err(|e| {
                 Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e)
             })?;
-            let mut info = stream.info().clone();
+            let mut info = stream.take_info();
             let started = Instant::now();
             let fail = |e: Error, info: &crate::ConnectionInfo| {
                 e.with_target(info.target())

@@ -118,6 +118,16 @@ fn classify_bad_start(buf: &[u8]) -> ParseError {
     }
 }
 
+/// The version token the proxy sent (`HTTP/9.9`), printable ASCII only and at most 16
+/// bytes, so a hostile answer cannot put control bytes or a flood into a message.
+fn version_seen(buf: &[u8]) -> String {
+    buf.iter()
+        .take_while(|b| b.is_ascii_graphic())
+        .take(16)
+        .map(|&b| char::from(b))
+        .collect()
+}
+
 fn parse_error_text(e: httparse::Error) -> &'static str {
     match e {
         httparse::Error::Status => "invalid status line",
@@ -153,13 +163,30 @@ where
             .with_proxy(Some(proxy))
             .with_target(target)
     };
+    // A proxy that closes on us may do it with a reset (it had unread input), so a
+    // reset says "closed" as much as an end of stream does: before any answer byte it
+    // is `ProxyClosed`, in the middle of one `ProxyTruncated`; the io::Error stays the
+    // source.
+    let io_fail = |e: std::io::Error, received: usize| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::UnexpectedEof
+                if received == 0 =>
+            {
+                ErrorKind::ProxyClosed
+            }
+            std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::UnexpectedEof => ErrorKind::ProxyTruncated,
+            _ => ErrorKind::Io,
+        };
+        fail(kind).with_source(e)
+    };
     let mut io = TokioIo::new(io);
-    io.write_all(request)
-        .await
-        .map_err(|e| fail(ErrorKind::Io).with_source(e))?;
-    io.flush()
-        .await
-        .map_err(|e| fail(ErrorKind::Io).with_source(e))?;
+    io.write_all(request).await.map_err(|e| io_fail(e, 0))?;
+    io.flush().await.map_err(|e| io_fail(e, 0))?;
 
     let started = Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(512);
@@ -191,7 +218,9 @@ where
                 return Err(fail(ErrorKind::ProxyHeadersTooLarge)
                     .with_detail(format!("more than {MAX_HEADERS} headers")))
             }
-            Err(ParseError::BadVersion) => return Err(fail(ErrorKind::ProxyBadVersion)),
+            Err(ParseError::BadVersion) => {
+                return Err(fail(ErrorKind::ProxyBadVersion).with_detail(version_seen(&buf[pos..])))
+            }
             Err(ParseError::TlsRecord) => {
                 return Err(fail(ErrorKind::ProxyMalformed)
                     .with_detail("it sent a TLS record, not HTTP: is it an https:// proxy?"))
@@ -211,7 +240,7 @@ where
         buf.resize(start + want, 0);
         let n = match io.read(&mut buf[start..]).await {
             Ok(n) => n,
-            Err(e) => return Err(fail(ErrorKind::Io).with_source(e)),
+            Err(e) => return Err(io_fail(e, received)),
         };
         buf.truncate(start + n);
         if n == 0 {

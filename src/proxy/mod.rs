@@ -53,11 +53,13 @@
 //! RFC 9110 §9.3.6 says to ignore) are all accepted.
 
 mod config;
+pub(crate) mod digest;
 pub mod future;
 pub(crate) mod http_connect;
 mod layer;
 mod routed;
 mod service;
+pub(crate) mod socks;
 
 use std::time::Duration;
 

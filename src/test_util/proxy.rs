@@ -569,7 +569,8 @@ async fn tunnel(mut client: TcpStream, target: &Target, rest: Vec<u8>, answer: A
             tokio::time::sleep(answer.pause).await;
         }
         if client.write_all(bytes).await.is_err() {
-            return;
+            // The client left mid-answer: the target still sees the proxy close.
+            return close(upstream).await;
         }
     }
     relay(client, upstream, &rest).await;
@@ -577,10 +578,17 @@ async fn tunnel(mut client: TcpStream, target: &Target, rest: Vec<u8>, answer: A
 
 /// Relays bytes both ways until both sides are done, starting with `rest`: what the client
 /// sent after its request head, which belongs to the target.
+///
+/// Closes `upstream` gracefully before returning, while the caller still holds the
+/// [`ProxiedGuard`]: the target classifies a connection when its first byte or its end
+/// arrives, so the registration must outlive both, or a tunnel that carried nothing (the
+/// client gave up mid-answer, or reset) would be counted as direct.
 async fn relay(mut client: TcpStream, mut upstream: TcpStream, rest: &[u8]) {
     if upstream.write_all(rest).await.is_ok() {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
     }
+    drop(client);
+    close(upstream).await;
 }
 
 /// Forwards an absolute-form request (`GET http://127.0.0.1:8080/x HTTP/1.1`) to its

@@ -1,5 +1,6 @@
 //! [`ResponseFuture`] for [`TlsConnect`](super::TlsConnect).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -7,14 +8,13 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::uri::Authority;
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::time::Sleep;
 
-use super::{TlsStream, HTTP11};
+use super::{TlsStream, H2, HTTP11};
 use crate::error::{BoxError, Error, ErrorKind, Phase};
 use crate::info::ConnectionInfo;
 use crate::proxy::Routed;
@@ -29,8 +29,7 @@ pin_project! {
         state: State<F, T>,
         config: Arc<ClientConfig>,
         timeout: Option<Duration>,
-        // `Ok((target, https))`, or the error for an unusable target URI.
-        target: Option<Result<(Authority, bool), Error>>,
+        https: bool,
     }
 }
 
@@ -57,7 +56,7 @@ pin_project! {
 impl<F, T> ResponseFuture<F, T> {
     pub(crate) fn new(
         fut: F,
-        target: Result<(Authority, bool), Error>,
+        https: bool,
         config: Arc<ClientConfig>,
         timeout: Option<Duration>,
     ) -> Self {
@@ -65,7 +64,7 @@ impl<F, T> ResponseFuture<F, T> {
             state: State::Routing { fut },
             config,
             timeout,
-            target: Some(target),
+            https,
         }
     }
 }
@@ -100,23 +99,19 @@ where
                             return Poll::Ready(Err(e));
                         }
                     };
-                    let (target, https) = match this.target.take() {
-                        Some(Ok(t)) => t,
-                        Some(Err(e)) => return Poll::Ready(Err(e)),
-                        None => return Poll::Ready(Err(polled_after_done())),
-                    };
-                    if !https {
+                    if !*this.https {
                         this.state.set(State::Done);
                         return Poll::Ready(Ok(TlsStream::plain(routed)));
                     }
                     // SNI and the certificate check use the target's name,
                     // never the proxy's.
-                    let name = match ServerName::try_from(bare_host(&target).to_owned()) {
+                    let target = routed.info().target();
+                    let name = match ServerName::try_from(bare_host(target)).map(|n| n.to_owned()) {
                         Ok(name) => name,
                         Err(e) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Err(Error::new(ErrorKind::InvalidTarget, None)
-                                .with_target(&target)
+                                .with_target(target)
                                 .with_detail("not a valid DNS name or IP address")
                                 .with_source(e)));
                         }
@@ -169,7 +164,12 @@ where
                         }
                     };
                     let conn = stream.get_ref().1;
-                    info.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+                    info.alpn = conn.alpn_protocol().map(|p| match p {
+                        // The common answers need no allocation.
+                        H2 => Cow::Borrowed(H2),
+                        HTTP11 => Cow::Borrowed(HTTP11),
+                        other => Cow::Owned(other.to_vec()),
+                    });
                     info.tls_version = conn.protocol_version();
                     info.resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                     info.timings.tls = Some(elapsed);

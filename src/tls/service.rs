@@ -67,8 +67,10 @@ where
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
-        let target = crate::target::target_of(&dst);
+        // The route below parsed and checked the target; only the scheme
+        // is needed here.
+        let https = dst.scheme() == Some(&http::uri::Scheme::HTTPS);
         let fut = self.inner.call(dst);
-        ResponseFuture::new(fut, target, self.config.clone(), self.handshake_timeout)
+        ResponseFuture::new(fut, https, self.config.clone(), self.handshake_timeout)
     }
 }

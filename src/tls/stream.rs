@@ -52,6 +52,10 @@ impl<T> TlsStream<T> {
         &self.info
     }
 
+    pub(crate) fn take_info(&mut self) -> ConnectionInfo {
+        std::mem::replace(&mut self.info, ConnectionInfo::placeholder())
+    }
+
     /// Whether this stream is encrypted (an `https://` target).
     pub fn is_tls(&self) -> bool {
         matches!(self.inner, Inner::Tls(_))

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Starts the real proxies that tests/interop.rs runs against (issue 4, item 6):
+#
+#   squid-open    squid, CONNECT + forward proxying, no auth
+#   squid-basic   squid, Basic proxy auth (basic_ncsa_auth, htpasswd)
+#   squid-digest  squid, Digest proxy auth (digest_file_auth, MD5, qop=auth)
+#   tinyproxy     tinyproxy, CONNECT to any port + forward proxying
+#   socks5        microsocks, no auth
+#   socks5-auth   microsocks, username/password (RFC 1929)
+#
+# Installs Debian's packages when a binary is missing (never starting the distro's
+# services), renders the configs kept beside this script into $INTEROP_DIR, starts each
+# server on 127.0.0.1 on a free port it picks, waits (bounded) until each accepts
+# connections, and writes $INTEROP_DIR/ports.env for tests/interop.rs. Exits non-zero if
+# any server fails to start. `teardown.sh` stops them. See README.md beside this file.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+INTEROP_DIR="${INTEROP_DIR:-${TMPDIR:-/tmp}/tower-tunnel-interop}"
+# One user for every server that authenticates. The space exercises percent-decoding of
+# proxy URLs and each server's own parsing.
+PROXY_USER="aladdin"
+PROXY_PASS="open sesame"
+# How long one server may take to accept connections, and how many ports to try.
+START_TIMEOUT_SECS=30
+START_ATTEMPTS=3
+
+log() { printf 'interop: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# --- 1. packages ------------------------------------------------------------------------
+
+SQUID_BIN="$(command -v squid || echo /usr/sbin/squid)"
+TINYPROXY_BIN="$(command -v tinyproxy || echo /usr/bin/tinyproxy)"
+MICROSOCKS_BIN="$(command -v microsocks || echo /usr/bin/microsocks)"
+HTPASSWD_BIN="$(command -v htpasswd || echo /usr/bin/htpasswd)"
+SQUID_LIBEXEC=/usr/lib/squid
+
+missing=()
+[ -x "$SQUID_BIN" ] || missing+=(squid)
+[ -x "$SQUID_LIBEXEC/basic_ncsa_auth" ] || missing+=(squid)
+[ -x "$TINYPROXY_BIN" ] || missing+=(tinyproxy)
+[ -x "$MICROSOCKS_BIN" ] || missing+=(microsocks)
+[ -x "$HTPASSWD_BIN" ] || missing+=(apache2-utils)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
+    command -v apt-get >/dev/null || die "no apt-get: install squid, tinyproxy, microsocks, apache2-utils by hand"
+    export DEBIAN_FRONTEND=noninteractive
+    # Never let the packages start the distro's services (squid would take port 3128):
+    # policy-rc.d exit 101 makes invoke-rc.d refuse. Docker images ship one; add it if not.
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    rc=0
+    timeout 300 apt-get update -q || rc=$?
+    if [ "$rc" = 0 ]; then
+        timeout 600 apt-get install -y -q --no-install-recommends \
+            squid tinyproxy microsocks apache2-utils || rc=$?
+    fi
+    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+    [ "$rc" = 0 ] || die "apt-get failed (exit $rc)"
+fi
+
+# --- 2. a clean state directory ---------------------------------------------------------
+
+if [ -f "$INTEROP_DIR/pids" ]; then
+    log "stopping servers left by an earlier run in $INTEROP_DIR"
+    INTEROP_DIR="$INTEROP_DIR" bash "$HERE/teardown.sh" || true
+fi
+mkdir -p "$INTEROP_DIR"
+# squid and tinyproxy drop root for their own users, which must reach their directories.
+chmod 755 "$INTEROP_DIR"
+rm -f "$INTEROP_DIR/ports.env" "$INTEROP_DIR/taken-ports"
+: >"$INTEROP_DIR/pids"
+: >"$INTEROP_DIR/taken-ports"
+
+# --- 3. helpers -------------------------------------------------------------------------
+
+# A port below the kernel's ephemeral range (so no test fixture's port 0 can get it) that
+# nothing listens on and that this script has not handed out yet.
+pick_port() {
+    local low _ p
+    low="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+    [ "$low" -gt 21000 ] || low=61000
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % (low - 20000)))
+        if ! grep -qx "$p" "$INTEROP_DIR/taken-ports" &&
+            ! ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qE "[:.]$p\$"; then
+            echo "$p" >>"$INTEROP_DIR/taken-ports"
+            echo "$p"
+            return 0
+        fi
+    done
+    die "found no free port"
+}
+
+# Substitutes @PORT@, @DIR@ and @SQUID_LIBEXEC@ in a template.
+render() { # template output port dir
+    sed -e "s|@PORT@|$3|g" -e "s|@DIR@|$4|g" -e "s|@SQUID_LIBEXEC@|$SQUID_LIBEXEC|g" \
+        "$1" >"$2"
+}
+
+# Waits until 127.0.0.1:port accepts a connection, or the process dies, or time is up.
+wait_port() { # pid port
+    local i
+    for i in $(seq 1 $((START_TIMEOUT_SECS * 10))); do
+        kill -0 "$1" 2>/dev/null || return 1
+        if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_pid() { # pid
+    kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || true
+    local i
+    for i in $(seq 1 50); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1" 2>/dev/null || true
+}
+
+# start NAME PREPARE_FN CMD...: for up to START_ATTEMPTS ports, runs PREPARE_FN with
+# $PORT and $DIR set (it writes the config), then CMD (with @PORT@/@DIR@ replaced) in its
+# own session, in the background, logging to $DIR/server.log; keeps the first that
+# accepts connections. Sets STARTED_PORT.
+start() {
+    local name="$1" prepare="$2"
+    shift 2
+    local attempt pid arg
+    DIR="$INTEROP_DIR/$name"
+    mkdir -p "$DIR"
+    for attempt in $(seq 1 "$START_ATTEMPTS"); do
+        PORT="$(pick_port)"
+        "$prepare"
+        local cmd=()
+        for arg in "$@"; do
+            arg="${arg//@PORT@/$PORT}"
+            cmd+=("${arg//@DIR@/$DIR}")
+        done
+        # setsid: the server leads its own process group (squid's auth helpers included),
+        # so teardown.sh can stop the whole group by this id.
+        setsid "${cmd[@]}" >"$DIR/server.log" 2>&1 </dev/null &
+        pid=$!
+        if wait_port "$pid" "$PORT"; then
+            echo "$name $pid" >>"$INTEROP_DIR/pids"
+            log "$name listening on 127.0.0.1:$PORT (pid $pid)"
+            STARTED_PORT="$PORT"
+            return 0
+        fi
+        log "$name did not start on port $PORT (attempt $attempt of $START_ATTEMPTS); its log:"
+        tail -n 20 "$DIR/server.log" >&2 || true
+        for f in "$DIR"/cache.log "$DIR"/tinyproxy.log; do
+            [ ! -f "$f" ] || tail -n 20 "$f" >&2
+        done
+        stop_pid "$pid"
+    done
+    die "$name failed to start"
+}
+
+as_root() { [ "$(id -u)" = 0 ]; }
+
+# --- 4. the servers ---------------------------------------------------------------------
+
+prepare_squid() { # uses $SQUID_CONF, $PORT, $DIR
+    rm -f "$DIR"/*.log "$DIR/squid.pid"
+    render "$HERE/squid-common.conf" "$DIR/squid-common.conf" "$PORT" "$DIR"
+    render "$HERE/$SQUID_CONF" "$DIR/squid.conf" "$PORT" "$DIR"
+    # Squid refuses a config with a max_filedescriptors beyond the ulimit, and a huge
+    # ulimit costs memory: keep it small.
+    echo "max_filedescriptors 1024" >>"$DIR/squid.conf"
+    case "$SQUID_CONF" in
+    squid-basic.conf) "$HTPASSWD_BIN" -bc "$DIR/htpasswd" "$PROXY_USER" "$PROXY_PASS" 2>/dev/null ;;
+    squid-digest.conf) printf '%s:%s\n' "$PROXY_USER" "$PROXY_PASS" >"$DIR/digest-passwd" ;;
+    esac
+    # As root, squid runs as Debian's `proxy` user, which must write its logs here.
+    if as_root; then chown -R proxy:proxy "$DIR"; fi
+    chmod -R go-w "$DIR"
+    if ! "$SQUID_BIN" -k parse -f "$DIR/squid.conf" >"$DIR/parse.log" 2>&1; then
+        cat "$DIR/parse.log" >&2
+        die "squid rejected $SQUID_CONF"
+    fi
+}
+
+prepare_tinyproxy() {
+    rm -f "$DIR"/*.log "$DIR/tinyproxy.pid"
+    render "$HERE/tinyproxy.conf" "$DIR/tinyproxy.conf" "$PORT" "$DIR"
+    if as_root; then
+        printf 'User nobody\nGroup nogroup\n' >>"$DIR/tinyproxy.conf"
+        chown -R nobody:nogroup "$DIR"
+    fi
+}
+
+prepare_nothing() { :; }
+
+SQUID_CONF=squid-open.conf
+start squid-open prepare_squid "$SQUID_BIN" -N -f @DIR@/squid.conf
+SQUID_PORT="$STARTED_PORT"
+SQUID_CONF=squid-basic.conf
+start squid-basic prepare_squid "$SQUID_BIN" -N -f @DIR@/squid.conf
+SQUID_BASIC_PORT="$STARTED_PORT"
+SQUID_CONF=squid-digest.conf
+start squid-digest prepare_squid "$SQUID_BIN" -N -f @DIR@/squid.conf
+SQUID_DIGEST_PORT="$STARTED_PORT"
+start tinyproxy prepare_tinyproxy "$TINYPROXY_BIN" -d -c @DIR@/tinyproxy.conf
+TINYPROXY_PORT="$STARTED_PORT"
+start socks5 prepare_nothing "$MICROSOCKS_BIN" -i 127.0.0.1 -p @PORT@
+SOCKS5_PORT="$STARTED_PORT"
+start socks5-auth prepare_nothing "$MICROSOCKS_BIN" -i 127.0.0.1 -p @PORT@ \
+    -u "$PROXY_USER" -P "$PROXY_PASS"
+SOCKS5_AUTH_PORT="$STARTED_PORT"
+
+# --- 5. versions and the environment for the tests --------------------------------------
+
+pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
+log "versions:"
+log "  $("$SQUID_BIN" -v | head -n 1) (Debian squid $(pkg_version squid))"
+log "  $("$TINYPROXY_BIN" -v 2>&1 | head -n 1) (Debian tinyproxy $(pkg_version tinyproxy))"
+log "  microsocks (Debian microsocks $(pkg_version microsocks))"
+
+{
+    echo "# Written by .ci/interop/setup.sh; read by tests/interop.rs."
+    printf 'export TOWER_TUNNEL_INTEROP=1\n'
+    printf 'export INTEROP_DIR=%q\n' "$INTEROP_DIR"
+    printf 'export SQUID_URL=%q\n' "http://127.0.0.1:$SQUID_PORT"
+    printf 'export SQUID_BASIC_URL=%q\n' "http://127.0.0.1:$SQUID_BASIC_PORT"
+    printf 'export SQUID_DIGEST_URL=%q\n' "http://127.0.0.1:$SQUID_DIGEST_PORT"
+    printf 'export TINYPROXY_URL=%q\n' "http://127.0.0.1:$TINYPROXY_PORT"
+    printf 'export SOCKS5_URL=%q\n' "socks5://127.0.0.1:$SOCKS5_PORT"
+    printf 'export SOCKS5_AUTH_URL=%q\n' "socks5://127.0.0.1:$SOCKS5_AUTH_PORT"
+    printf 'export INTEROP_PROXY_USER=%q\n' "$PROXY_USER"
+    printf 'export INTEROP_PROXY_PASS=%q\n' "$PROXY_PASS"
+} >"$INTEROP_DIR/ports.env"
+log "wrote $INTEROP_DIR/ports.env:"
+sed 's/^/    /' "$INTEROP_DIR/ports.env" >&2

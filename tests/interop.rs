@@ -1,0 +1,582 @@
+//! Interop with real proxies (issue 4, item 6): Debian's squid, tinyproxy and microsocks,
+//! started on loopback by `.ci/interop/setup.sh`, carry the crate's stack to the
+//! in-process [`TestOrigin`].
+//!
+//! Every test needs `TOWER_TUNNEL_INTEROP=1` and the proxy URLs that setup.sh writes to
+//! `$INTEROP_DIR/ports.env`. Without `TOWER_TUNNEL_INTEROP`, each test says why on stderr
+//! and passes, so plain `cargo test` works on a machine without those servers; with it, a
+//! missing variable or an unreachable server is a failure. `.ci/run` always runs the
+//! suite for real (see `.ci/interop/README.md`).
+//!
+//! Each test asserts the route the crate reports ([`ConnectionInfo::route`]) and, where
+//! the server logs it, that the server itself saw the target (squid's `access.log`,
+//! tinyproxy's log, microsocks' output, all under `$INTEROP_DIR`): an independent witness
+//! that the request did not bypass the proxy. The origin cannot tell a squid connection
+//! from a direct one (it only recognises the crate's own `TestProxy`), so forward tests
+//! look for the proxy's `Via` header instead.
+//!
+//! ```text
+//! bash .ci/interop/setup.sh && source "${INTEROP_DIR:-/tmp/tower-tunnel-interop}/ports.env"
+//! cargo test --all-features --test interop
+//! bash .ci/interop/teardown.sh
+//! ```
+
+use std::env;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Uri, Version};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_tunnel::test_util::{client_config, TestOrigin, HELLO_BODY};
+use tower_tunnel::{
+    AlpnDispatchLayer, ConnectionInfo, Error, ErrorKind, HttpConnection, Proxy, ProxyConnectLayer,
+    TlsLayer,
+};
+
+type Body = Empty<Bytes>;
+
+const SKIP: &str =
+    "skipped: set TOWER_TUNNEL_INTEROP=1 after .ci/interop/setup.sh (see .ci/interop/README.md)";
+
+/// The whole of one test, connection and requests included.
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Each of the crate's own phases (dial, proxy answer, TLS, HTTP handshake).
+const PHASE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a server may take to write its log line about a connection.
+const LOG_TIMEOUT: Duration = Duration::from_secs(10);
+
+// --- the environment setup.sh writes --------------------------------------------------
+
+fn enabled() -> bool {
+    matches!(env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0")
+}
+
+/// The value of `name` when the suite is on; `None` (after saying why) when it is off.
+fn interop_var(name: &str) -> Option<String> {
+    if !enabled() {
+        eprintln!("{SKIP}");
+        return None;
+    }
+    match env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => panic!(
+            "TOWER_TUNNEL_INTEROP is set but {name} is not: \
+             `source $INTEROP_DIR/ports.env` after .ci/interop/setup.sh"
+        ),
+    }
+}
+
+/// The proxy URL in the named variable, or return from the test (it passes) when the
+/// suite is off.
+macro_rules! proxy_url {
+    ($name:literal) => {
+        match interop_var($name) {
+            Some(url) => url,
+            None => return,
+        }
+    };
+}
+
+/// The user and password every authenticating server of setup.sh accepts.
+fn credentials() -> (String, String) {
+    let get = |name: &str| env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    (get("INTEROP_PROXY_USER"), get("INTEROP_PROXY_PASS"))
+}
+
+/// `scheme://host:port` with `user:password@` put in, percent-encoded.
+fn with_userinfo(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a proxy URL with a scheme");
+    format!("{scheme}://{}:{}@{rest}", encode(user), encode(password))
+}
+
+/// The proxy URL with setup.sh's credentials in it.
+fn with_credentials(url: &str) -> String {
+    let (user, password) = credentials();
+    with_userinfo(url, &user, &password)
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `socks5://...` as `socks5h://...`: the proxy resolves the target's name.
+fn socks5h(url: &str) -> String {
+    url.replacen("socks5://", "socks5h://", 1)
+}
+
+// --- the stack --------------------------------------------------------------------------
+
+fn proxy(url: &str) -> Proxy {
+    Proxy::new(url).unwrap_or_else(|e| panic!("Proxy::new rejected a {} URL: {e}", scheme(url)))
+}
+
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or("http", |(s, _)| s)
+}
+
+/// The crate's full stack through `proxy` to `target`, bounded in time.
+async fn connect(proxy: Proxy, http1_only: bool, target: &str) -> Result<HttpConnection<Body>, Error> {
+    let tls = TlsLayer::new(client_config()).with_handshake_timeout(Some(PHASE_TIMEOUT));
+    let tls = if http1_only { tls.with_http1_only() } else { tls };
+    let stack = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::new().with_handshake_timeout(Some(PHASE_TIMEOUT)))
+        .layer(tls)
+        .layer(
+            ProxyConnectLayer::new(proxy)
+                .with_dial_timeout(Some(PHASE_TIMEOUT))
+                .with_connect_timeout(Some(PHASE_TIMEOUT)),
+        )
+        .service(HttpConnector::new());
+    let target: Uri = target.parse().expect("target URI");
+    bounded(stack.oneshot(target)).await
+}
+
+async fn bounded<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("interop test took longer than its timeout")
+}
+
+async fn get(conn: &mut HttpConnection<Body>, uri: &str) -> (http::response::Parts, String) {
+    let req = Request::get(uri).body(Body::new()).unwrap();
+    let res = bounded(conn.send_request(req)).await.expect("request");
+    let (parts, body) = res.into_parts();
+    let body = bounded(body.collect()).await.expect("body").to_bytes();
+    (parts, String::from_utf8(body.to_vec()).expect("UTF-8 body"))
+}
+
+// --- what the route and the servers say ------------------------------------------------
+
+/// The route goes through `proxy_url`'s host and port, and its description contains
+/// `kind` ("tunnel", "forward", "socks"), ignoring case.
+#[track_caller]
+fn assert_route(info: &ConnectionInfo, proxy_url: &str, kind: &str) {
+    let expected = proxy(proxy_url).authority().clone();
+    let route = info.route();
+    assert_eq!(
+        route.proxy(),
+        Some(&expected),
+        "route {route} should go through {expected}"
+    );
+    let shown = route.to_string().to_ascii_lowercase();
+    assert!(
+        shown.contains(kind),
+        "route `{route}` should say `{kind}` ({info})"
+    );
+}
+
+/// A server's log under `$INTEROP_DIR`, when the directory is known.
+fn log_path(relative: &str) -> Option<PathBuf> {
+    let dir = env::var_os("INTEROP_DIR")?;
+    Some(PathBuf::from(dir).join(relative))
+}
+
+/// Waits (bounded) until the server's log mentions `needle`: the server itself saw the
+/// target. Skipped, with a note, when `$INTEROP_DIR` is not set or the log unreadable.
+async fn assert_logged(relative: &str, needle: &str) {
+    let Some(path) = log_path(relative) else {
+        eprintln!("note: INTEROP_DIR not set; not checking {relative} for {needle:?}");
+        return;
+    };
+    let start = Instant::now();
+    loop {
+        match std::fs::read(&path) {
+            Ok(log) if String::from_utf8_lossy(&log).contains(needle) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("{} does not exist", path.display())
+            }
+            Err(e) => {
+                eprintln!("note: cannot read {}: {e}; not checking it", path.display());
+                return;
+            }
+        }
+        if start.elapsed() > LOG_TIMEOUT {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let tail: Vec<_> = log.lines().rev().take(20).collect();
+            panic!(
+                "{} never mentioned {needle:?} within {LOG_TIMEOUT:?}; its last lines:\n{}",
+                path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One request over an HTTPS tunnel through `proxy_url`, checking protocol, body and
+/// route; returns once the connection is closed.
+async fn https_through(proxy_url: &str, http1_only: bool, route_kind: &str) -> TestOrigin {
+    let origin = TestOrigin::start().await.unwrap();
+    let mut conn = connect(proxy(proxy_url), http1_only, &origin.https_url())
+        .await
+        .unwrap_or_else(|e| panic!("connect through {proxy_url}: {e}"));
+    let (version, alpn, protocol) = if http1_only {
+        (Version::HTTP_11, "http/1.1", "HTTP/1.1")
+    } else {
+        (Version::HTTP_2, "h2", "HTTP/2.0")
+    };
+    assert_eq!(conn.version(), version);
+    // Two requests on the one connection: keep-alive (or two streams) inside the tunnel.
+    for _ in 0..2 {
+        let (parts, body) = get(&mut conn, "/").await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(parts.version, version);
+        assert_eq!(parts.headers["x-origin-protocol"], protocol);
+        assert_eq!(body, HELLO_BODY);
+    }
+    let info = conn.info().clone();
+    assert_route(&info, proxy_url, route_kind);
+    assert_eq!(info.alpn(), Some(alpn));
+    assert!(info.tls_version().is_some(), "{info}");
+    assert!(info.timings().proxy_connect().is_some(), "{info}");
+    assert_eq!(origin.connections(), 1);
+    assert_eq!(origin.tls_handshakes(), 1);
+    drop(conn);
+    origin
+}
+
+// --- squid: CONNECT tunnels -------------------------------------------------------------
+
+#[tokio::test]
+async fn squid_https_tunnel_http2() {
+    let url = proxy_url!("SQUID_URL");
+    let origin = https_through(&url, false, "tunnel").await;
+    // squid logs a tunnel when it closes: "TCP_TUNNEL/200 ... CONNECT localhost:PORT".
+    let line = format!("CONNECT {}", origin.authority());
+    assert_logged("squid-open/access.log", &line).await;
+}
+
+#[tokio::test]
+async fn squid_https_tunnel_http1() {
+    let url = proxy_url!("SQUID_URL");
+    let origin = https_through(&url, true, "tunnel").await;
+    let line = format!("CONNECT {}", origin.authority());
+    assert_logged("squid-open/access.log", &line).await;
+}
+
+// --- tinyproxy: CONNECT tunnels ---------------------------------------------------------
+
+#[tokio::test]
+async fn tinyproxy_https_tunnel_http2() {
+    let url = proxy_url!("TINYPROXY_URL");
+    let origin = https_through(&url, false, "tunnel").await;
+    let line = format!("CONNECT {} HTTP/1.1", origin.authority());
+    assert_logged("tinyproxy/tinyproxy.log", &line).await;
+}
+
+#[tokio::test]
+async fn tinyproxy_https_tunnel_http1() {
+    let url = proxy_url!("TINYPROXY_URL");
+    let origin = https_through(&url, true, "tunnel").await;
+    let line = format!("CONNECT {} HTTP/1.1", origin.authority());
+    assert_logged("tinyproxy/tinyproxy.log", &line).await;
+}
+
+// --- squid: Basic auth ------------------------------------------------------------------
+
+#[tokio::test]
+async fn squid_basic_auth_407_without_credentials() {
+    let url = proxy_url!("SQUID_BASIC_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let err = connect(proxy(&url), false, &origin.https_url())
+        .await
+        .expect_err("squid-basic must refuse a CONNECT without credentials");
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired, "{err}");
+    assert_eq!(
+        err.status(),
+        Some(http::StatusCode::PROXY_AUTHENTICATION_REQUIRED)
+    );
+    let challenges: Vec<String> = err
+        .proxy_response()
+        .expect("the 407 is kept")
+        .challenges()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.starts_with("Basic") && c.contains("tower-tunnel-interop-basic")),
+        "{challenges:?}"
+    );
+    let shown = err.to_string();
+    assert!(shown.contains("407"), "{shown}");
+    assert!(shown.contains(&origin.authority()), "{shown}");
+    // The plain-text 407 never reached TLS, and squid opened nothing to the origin.
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn squid_basic_auth_wrong_password_is_407() {
+    let url = proxy_url!("SQUID_BASIC_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let (user, _) = credentials();
+    let err = connect(
+        proxy(&with_userinfo(&url, &user, "not the password")),
+        false,
+        &origin.https_url(),
+    )
+    .await
+    .expect_err("squid-basic must refuse a wrong password");
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("not the password"), "{shown}");
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn squid_basic_auth_200_with_credentials() {
+    let url = proxy_url!("SQUID_BASIC_URL");
+    let (user, _) = credentials();
+    let origin = https_through(&with_credentials(&url), false, "tunnel").await;
+    // squid logs the authenticated user: "... CONNECT localhost:PORT aladdin HIER_DIRECT/...".
+    let line = format!("CONNECT {} {user} ", origin.authority());
+    assert_logged("squid-basic/access.log", &line).await;
+}
+
+// --- squid: Digest auth -----------------------------------------------------------------
+
+#[tokio::test]
+async fn squid_digest_auth_407_without_credentials() {
+    let url = proxy_url!("SQUID_DIGEST_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let err = connect(proxy(&url), false, &origin.https_url())
+        .await
+        .expect_err("squid-digest must refuse a CONNECT without credentials");
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired, "{err}");
+    let challenges: Vec<String> = err
+        .proxy_response()
+        .expect("the 407 is kept")
+        .challenges()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.starts_with("Digest") && c.contains("nonce=")),
+        "{challenges:?}"
+    );
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn squid_digest_auth_answered_automatically() {
+    let url = proxy_url!("SQUID_DIGEST_URL");
+    let (user, _) = credentials();
+    // Two connections in turn, each answering its own 407 challenge (a client that
+    // caches the nonce would reuse it with nc=00000002; either way squid must accept).
+    for http1_only in [false, true] {
+        let origin = https_through(&with_credentials(&url), http1_only, "tunnel").await;
+        let line = format!("CONNECT {} {user} ", origin.authority());
+        assert_logged("squid-digest/access.log", &line).await;
+    }
+}
+
+#[tokio::test]
+async fn squid_digest_auth_wrong_password_is_407() {
+    let url = proxy_url!("SQUID_DIGEST_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let (user, _) = credentials();
+    let err = connect(
+        proxy(&with_userinfo(&url, &user, "not the password")),
+        false,
+        &origin.https_url(),
+    )
+    .await
+    .expect_err("squid-digest must refuse a wrong password");
+    // The answered challenge was refused again: the second 407 is the error, not a loop.
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired, "{err}");
+    let challenges: Vec<String> = err
+        .proxy_response()
+        .expect("the 407 is kept")
+        .challenges()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Digest")),
+        "{challenges:?}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("not the password"), "{shown}");
+    assert_eq!(origin.connections(), 0);
+}
+
+// --- forward proxying of http:// targets ------------------------------------------------
+
+/// A `GET` for an `http://` target forwarded (absolute-form) by the proxy at `proxy_url`;
+/// returns the response's `Via` header.
+async fn forward_through(proxy_url: &str) -> (TestOrigin, String) {
+    let origin = TestOrigin::builder().plain_http().start().await.unwrap();
+    let target = format!("{}/", origin.https_url());
+    assert!(target.starts_with("http://"), "{target}");
+    let mut conn = connect(proxy(proxy_url), false, &target)
+        .await
+        .unwrap_or_else(|e| panic!("connect through {proxy_url}: {e}"));
+    let info = conn.info().clone();
+    assert_route(&info, proxy_url, "forward");
+    assert_eq!(info.tls_version(), None, "{info}");
+    let mut via = String::new();
+    for _ in 0..2 {
+        let (parts, body) = get(&mut conn, &target).await;
+        assert_eq!(parts.status, 200, "{parts:?}");
+        assert_eq!(body, HELLO_BODY);
+        via = parts
+            .headers
+            .get(http::header::VIA)
+            .unwrap_or_else(|| panic!("no Via header from the proxy: {parts:?}"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+    }
+    assert!(origin.connections() >= 1);
+    drop(conn);
+    (origin, via)
+}
+
+#[tokio::test]
+async fn squid_forwards_http() {
+    let url = proxy_url!("SQUID_URL");
+    let (origin, via) = forward_through(&url).await;
+    assert!(via.contains("squid"), "Via: {via}");
+    let line = format!("GET http://{}/", origin.authority());
+    assert_logged("squid-open/access.log", &line).await;
+}
+
+#[tokio::test]
+async fn squid_forwards_http_with_basic_auth() {
+    let url = proxy_url!("SQUID_BASIC_URL");
+    let (user, _) = credentials();
+    let (origin, via) = forward_through(&with_credentials(&url)).await;
+    assert!(via.contains("squid"), "Via: {via}");
+    let line = format!("GET http://{}/ {user} ", origin.authority());
+    assert_logged("squid-basic/access.log", &line).await;
+}
+
+#[tokio::test]
+async fn tinyproxy_forwards_http() {
+    let url = proxy_url!("TINYPROXY_URL");
+    let (origin, via) = forward_through(&url).await;
+    assert!(via.contains("tinyproxy"), "Via: {via}");
+    let line = format!("GET http://{}/", origin.authority());
+    assert_logged("tinyproxy/tinyproxy.log", &line).await;
+}
+
+// --- SOCKS5 through microsocks ----------------------------------------------------------
+
+/// microsocks prints `client[N] 127.0.0.1: connected to HOST:PORT` per connection: an IP
+/// when the client resolved the name (socks5://), the name when the proxy did (socks5h://).
+async fn assert_socks_logged(server: &str, origin: &TestOrigin, resolved_by_proxy: bool) {
+    let host = if resolved_by_proxy {
+        "localhost".to_owned()
+    } else {
+        origin.addr().ip().to_string()
+    };
+    let line = format!("connected to {host}:{}", origin.addr().port());
+    assert_logged(&format!("{server}/server.log"), &line).await;
+}
+
+#[tokio::test]
+async fn socks5_resolves_locally() {
+    let url = proxy_url!("SOCKS5_URL");
+    let origin = https_through(&url, false, "socks").await;
+    assert_socks_logged("socks5", &origin, false).await;
+}
+
+#[tokio::test]
+async fn socks5h_lets_the_proxy_resolve() {
+    let url = socks5h(&proxy_url!("SOCKS5_URL"));
+    let origin = https_through(&url, true, "socks").await;
+    assert_socks_logged("socks5", &origin, true).await;
+}
+
+#[tokio::test]
+async fn socks5_with_username_and_password() {
+    let url = with_credentials(&proxy_url!("SOCKS5_AUTH_URL"));
+    let origin = https_through(&url, false, "socks").await;
+    assert_socks_logged("socks5-auth", &origin, false).await;
+}
+
+#[tokio::test]
+async fn socks5h_with_username_and_password() {
+    let url = socks5h(&with_credentials(&proxy_url!("SOCKS5_AUTH_URL")));
+    let origin = https_through(&url, true, "socks").await;
+    assert_socks_logged("socks5-auth", &origin, true).await;
+}
+
+#[tokio::test]
+async fn socks5_auth_required_without_credentials() {
+    let url = proxy_url!("SOCKS5_AUTH_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let err = connect(proxy(&url), false, &origin.https_url())
+        .await
+        .expect_err("microsocks with -u/-P must refuse a client offering no auth");
+    // microsocks answers "no acceptable methods" (0xFF): an auth failure, not a dial one.
+    assert_ne!(err.kind(), ErrorKind::Dial, "{err}");
+    assert_ne!(err.kind(), ErrorKind::Tls, "{err}");
+    assert_eq!(err.proxy(), Some(proxy(&url).authority()), "{err}");
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn socks5_wrong_password_is_refused() {
+    let url = proxy_url!("SOCKS5_AUTH_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let (user, _) = credentials();
+    let err = connect(
+        proxy(&with_userinfo(&url, &user, "not the password")),
+        false,
+        &origin.https_url(),
+    )
+    .await
+    .expect_err("microsocks must refuse a wrong password");
+    assert_ne!(err.kind(), ErrorKind::Dial, "{err}");
+    assert_ne!(err.kind(), ErrorKind::Tls, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("not the password"), "{shown}");
+    assert_eq!(origin.connections(), 0);
+}
+
+// --- the suite itself -------------------------------------------------------------------
+
+/// When the suite is on, every variable setup.sh writes is there, so a stale or partial
+/// environment fails here with a clear message rather than in the middle of a test.
+#[test]
+fn environment_is_complete() {
+    if !enabled() {
+        eprintln!("{SKIP}");
+        return;
+    }
+    for name in [
+        "SQUID_URL",
+        "SQUID_BASIC_URL",
+        "SQUID_DIGEST_URL",
+        "TINYPROXY_URL",
+        "SOCKS5_URL",
+        "SOCKS5_AUTH_URL",
+        "INTEROP_PROXY_USER",
+        "INTEROP_PROXY_PASS",
+    ] {
+        interop_var(name);
+    }
+}
+
+#[test]
+fn userinfo_is_percent_encoded() {
+    assert_eq!(
+        with_userinfo("socks5://127.0.0.1:1080", "aladdin", "open sesame"),
+        "socks5://aladdin:open%20sesame@127.0.0.1:1080"
+    );
+    assert_eq!(socks5h("socks5://a:b@h:1"), "socks5h://a:b@h:1");
+}
