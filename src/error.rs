@@ -74,8 +74,12 @@ pub enum ErrorKind {
     /// The proxy answered `407 Proxy Authentication Required`; its
     /// challenges are in [`ProxyResponse::challenges`].
     ProxyAuthRequired,
-    /// The proxy refused the `CONNECT` with a status other than 2xx or 407.
+    /// The proxy refused the `CONNECT` with a status other than 2xx or 407,
+    /// or a SOCKS proxy refused the connection (its reply code is in the
+    /// message).
     ProxyRefused,
+    /// A SOCKS5 proxy rejected the username and password.
+    ProxyAuthFailed,
     /// The proxy closed the connection before answering.
     ProxyClosed,
     /// The proxy closed the connection in the middle of its answer.
@@ -91,6 +95,8 @@ pub enum ErrorKind {
     Io,
     /// The TLS handshake with the target failed.
     Tls,
+    /// The TLS handshake with an `https://` proxy failed.
+    ProxyTls,
     /// The target did not select an ALPN protocol this client can speak.
     AlpnMismatch,
     /// The HTTP/1.1 or HTTP/2 handshake failed.
@@ -147,6 +153,8 @@ struct Inner {
     response: Option<ProxyResponse>,
     detail: Option<Cow<'static, str>>,
     timeout: Option<Duration>,
+    // "SOCKS5", "SOCKS4a"; `None` for HTTP proxies.
+    protocol: Option<&'static str>,
     source: Option<BoxError>,
 }
 
@@ -161,6 +169,7 @@ impl Error {
                 response: None,
                 detail: None,
                 timeout: None,
+                protocol: None,
                 source: None,
             }),
         }
@@ -183,6 +192,29 @@ impl Error {
 
     pub(crate) fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
         self.inner.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_detail_opt(self, detail: Option<String>) -> Self {
+        match detail {
+            Some(d) => self.with_detail(d),
+            None => self,
+        }
+    }
+
+    /// Prefixes the detail with where the bad value came from (an
+    /// environment variable's name, never its value).
+    pub(crate) fn with_detail_prefix(mut self, prefix: &str) -> Self {
+        let detail = match self.inner.detail.take() {
+            Some(d) => format!("{prefix}: {d}"),
+            None => prefix.to_owned(),
+        };
+        self.inner.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_protocol(mut self, protocol: &'static str) -> Self {
+        self.inner.protocol = Some(protocol);
         self
     }
 
@@ -283,6 +315,15 @@ impl fmt::Display for Error {
         let target = self.target_str();
         let proxy = i.proxy.as_ref().map_or("", |p| p.as_str());
         let detail = i.detail.as_deref();
+        if let Some(p) = i.protocol {
+            if let Some(done) = self.fmt_socks(f, p, proxy, target) {
+                done?;
+                if let Some(detail) = detail {
+                    write!(f, ": {detail}")?;
+                }
+                return Ok(());
+            }
+        }
         match i.kind {
             ErrorKind::InvalidProxy => write!(f, "invalid proxy URL")?,
             ErrorKind::InvalidTarget => write!(f, "invalid target URI")?,
@@ -338,6 +379,10 @@ impl fmt::Display for Error {
                     }
                 }
             }
+            ErrorKind::ProxyAuthFailed => write!(
+                f,
+                "proxy {proxy} rejected the credentials for CONNECT to {target}"
+            )?,
             ErrorKind::ProxyClosed => write!(
                 f,
                 "proxy {proxy} closed the connection without answering CONNECT to {target}"
@@ -367,6 +412,7 @@ impl fmt::Display for Error {
                 None => write!(f, "I/O error with {target}")?,
             },
             ErrorKind::Tls => write!(f, "TLS handshake with {target}{} failed", self.via())?,
+            ErrorKind::ProxyTls => write!(f, "TLS handshake with proxy {proxy} failed")?,
             ErrorKind::AlpnMismatch => write!(f, "{target} selected no usable ALPN protocol")?,
             ErrorKind::Handshake => {
                 write!(f, "HTTP handshake with {target}{} failed", self.via())?
@@ -377,6 +423,45 @@ impl fmt::Display for Error {
             write!(f, ": {detail}")?;
         }
         Ok(())
+    }
+}
+
+impl Error {
+    /// The message of a SOCKS proxy error, or `None` for kinds that read
+    /// the same for every proxy.
+    fn fmt_socks(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        p: &str,
+        proxy: &str,
+        target: &str,
+    ) -> Option<fmt::Result> {
+        Some(match self.inner.kind {
+            ErrorKind::ProxyRefused => {
+                write!(f, "{p} proxy {proxy} refused the connection to {target}")
+            }
+            ErrorKind::ProxyAuthRequired => write!(
+                f,
+                "{p} proxy {proxy} requires credentials for the connection to {target}"
+            ),
+            ErrorKind::ProxyAuthFailed => write!(
+                f,
+                "{p} proxy {proxy} rejected the credentials for the connection to {target}"
+            ),
+            ErrorKind::ProxyMalformed => write!(
+                f,
+                "{p} proxy {proxy} sent a malformed reply for the connection to {target}"
+            ),
+            ErrorKind::ProxyClosed => write!(
+                f,
+                "{p} proxy {proxy} closed the connection without answering for {target}"
+            ),
+            ErrorKind::ProxyTruncated => write!(
+                f,
+                "{p} proxy {proxy} closed the connection in the middle of its reply for {target}"
+            ),
+            _ => return None,
+        })
     }
 }
 

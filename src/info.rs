@@ -33,6 +33,22 @@ pub enum Route {
         /// The proxy's host and port (never its credentials).
         proxy: Authority,
     },
+    /// To an HTTP proxy that forwards each `http://` request, sent in
+    /// absolute-form.
+    Forward {
+        /// The proxy's host and port.
+        proxy: Authority,
+    },
+    /// Through a SOCKS5 proxy (`socks5://` or `socks5h://`).
+    Socks5 {
+        /// The proxy's host and port.
+        proxy: Authority,
+    },
+    /// Through a SOCKS4a proxy.
+    Socks4a {
+        /// The proxy's host and port.
+        proxy: Authority,
+    },
 }
 
 impl Route {
@@ -40,8 +56,16 @@ impl Route {
     pub fn proxy(&self) -> Option<&Authority> {
         match self {
             Route::Direct => None,
-            Route::Tunnel { proxy } => Some(proxy),
+            Route::Tunnel { proxy }
+            | Route::Forward { proxy }
+            | Route::Socks5 { proxy }
+            | Route::Socks4a { proxy } => Some(proxy),
         }
+    }
+
+    /// Whether requests go to a forwarding proxy in absolute-form.
+    pub fn is_forward(&self) -> bool {
+        matches!(self, Route::Forward { .. })
     }
 
     /// Whether the connection goes straight to the target.
@@ -55,6 +79,9 @@ impl fmt::Display for Route {
         match self {
             Route::Direct => f.write_str("direct"),
             Route::Tunnel { proxy } => write!(f, "tunnel via {proxy}"),
+            Route::Forward { proxy } => write!(f, "forward via {proxy}"),
+            Route::Socks5 { proxy } => write!(f, "SOCKS5 via {proxy}"),
+            Route::Socks4a { proxy } => write!(f, "SOCKS4a via {proxy}"),
         }
     }
 }

@@ -138,6 +138,8 @@ struct ReadmeDoctests;
 pub use crate::dispatch::{AlpnDispatch, AlpnDispatchLayer, HttpConnection};
 pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::info::{ConnectionInfo, Route, Timings};
-pub use crate::proxy::{Proxy, ProxyConnect, ProxyConnectLayer, Routed};
+pub use crate::proxy::{
+    Decision, NoProxy, Proxies, Proxy, ProxyConnect, ProxyConnectLayer, ProxyKind, Routed, Rule,
+};
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
-pub use crate::tls::{TlsConnect, TlsLayer, TlsStream};
+pub use crate::tls::{ProxyTls, ProxyTlsLayer, ProxyTlsStream, TlsConnect, TlsLayer, TlsStream};

@@ -21,8 +21,10 @@
 //! [`Routed<T>`]: crate::Routed
 //! [`TlsStream<T>`]: crate::TlsStream
 
+use std::sync::Arc;
+
 use crate::info::ConnectionInfo;
-use crate::proxy::Routed;
+use crate::proxy::{Proxy, Routed};
 use crate::tls::TlsStream;
 
 /// A byte stream to the first hop, before any routing: what a base connector
@@ -46,9 +48,9 @@ use crate::tls::TlsStream;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a transport: ProxyConnectLayer must sit directly above the base connector",
-    label = "ProxyConnectLayer cannot take this stream",
+    label = "ProxyConnectLayer (or ProxyTlsLayer) cannot take this stream",
     note = "outermost first: AlpnDispatchLayer, TlsLayer, ProxyConnectLayer, then a connector such as HttpConnector",
-    note = "ProxyConnectLayer was given a stream that is already routed or encrypted; add it once, below TlsLayer; for your own IO type, implement `tower_tunnel::Transport`"
+    note = "ProxyConnectLayer was given a stream that is already routed or encrypted; add it once, below TlsLayer (ProxyTlsLayer, for https:// proxies, goes below it); for your own IO type, implement `tower_tunnel::Transport`"
 )]
 pub trait Transport {}
 
@@ -81,6 +83,10 @@ pub trait RoutedStream: sealed::Sealed {
 impl<T> sealed::Sealed for Routed<T> {
     fn take_info(&mut self) -> ConnectionInfo {
         Routed::take_info(self)
+    }
+
+    fn take_forward(&mut self) -> Option<Arc<Proxy>> {
+        Routed::take_forward(self)
     }
 }
 impl<T> RoutedStream for Routed<T> {
@@ -115,6 +121,10 @@ impl<T> sealed::Sealed for TlsStream<T> {
     fn take_info(&mut self) -> ConnectionInfo {
         TlsStream::take_info(self)
     }
+
+    fn take_forward(&mut self) -> Option<Arc<Proxy>> {
+        TlsStream::take_forward(self)
+    }
 }
 impl<T> Negotiated for TlsStream<T> {
     fn info(&self) -> &ConnectionInfo {
@@ -123,11 +133,18 @@ impl<T> Negotiated for TlsStream<T> {
 }
 
 pub(crate) mod sealed {
+    use std::sync::Arc;
+
     use crate::info::ConnectionInfo;
+    use crate::proxy::Proxy;
 
     /// Seals the stage traits, and carries what only this crate may call.
     pub trait Sealed {
         /// Moves the connection info up to the next stage.
         fn take_info(&mut self) -> ConnectionInfo;
+
+        /// Moves the forwarding proxy (whose credentials go on each
+        /// request) up to the next stage.
+        fn take_forward(&mut self) -> Option<Arc<Proxy>>;
     }
 }

@@ -509,7 +509,7 @@ async fn ok_coalesced_with_tunnel_bytes_keeps_them() {
         .unwrap();
     let connect = ServiceBuilder::new()
         .layer(
-            ProxyConnectLayer::new(Proxy::new(&proxy.url()).unwrap())
+            ProxyConnectLayer::new(Proxy::new(&proxy.url()).unwrap().with_http_tunneling(true))
                 .with_connect_timeout(Some(CONNECT_TIMEOUT)),
         )
         .service(HttpConnector::new());

@@ -227,8 +227,10 @@ async fn bytes_in_the_same_read_as_the_200_are_not_lost() {
         .await
         .unwrap();
 
+    // A raw TCP target: tunnel `http://` instead of forwarding it.
+    let tunnel = Proxy::new(&proxy.url()).unwrap().with_http_tunneling(true);
     let connect = ServiceBuilder::new()
-        .layer(ProxyConnectLayer::new(Proxy::new(&proxy.url()).unwrap()))
+        .layer(ProxyConnectLayer::new(tunnel))
         .service(HttpConnector::new());
     let routed = connect
         .oneshot(format!("http://{target}").parse().unwrap())

@@ -26,8 +26,12 @@ START_TIMEOUT_SECS=30
 START_ATTEMPTS=3
 
 log() { printf 'interop: %s\n' "$*" >&2; }
+# On failure, stops whatever this run had started, so nothing is left half up.
 die() {
     log "error: $*"
+    if [ -s "$INTEROP_DIR/pids" ]; then
+        INTEROP_DIR="$INTEROP_DIR" bash "$HERE/teardown.sh" || true
+    fi
     exit 1
 }
 
@@ -149,8 +153,8 @@ start() {
             arg="${arg//@PORT@/$PORT}"
             cmd+=("${arg//@DIR@/$DIR}")
         done
-        # setsid: the server leads its own process group (squid's auth helpers included),
-        # so teardown.sh can stop the whole group by this id.
+        # setsid: the server leads its own process group, which teardown.sh stops by this
+        # id; squid's auth helpers are its children and exit when it does.
         setsid "${cmd[@]}" >"$DIR/server.log" 2>&1 </dev/null &
         pid=$!
         if wait_port "$pid" "$PORT"; then

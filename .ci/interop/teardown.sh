@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops the servers .ci/interop/setup.sh started: each by the process id recorded in
-# $INTEROP_DIR/pids (each leads its own process group, so squid's auth helpers go too).
+# $INTEROP_DIR/pids, with its process group (squid's auth helpers exit with squid).
 # Logs stay in $INTEROP_DIR for inspection. Safe to run twice, or with nothing running.
 set -uo pipefail
 

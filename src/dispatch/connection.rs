@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::HOST;
+use http::header::{HOST, PROXY_AUTHORIZATION};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Uri, Version};
 use http_body::Body;
@@ -13,6 +13,7 @@ use super::exec::Exec;
 use super::future::RequestFuture;
 use crate::error::{BoxError, Error, ErrorKind, Phase};
 use crate::info::ConnectionInfo;
+use crate::proxy::Proxy;
 
 pub(crate) enum Sender<B> {
     Http1(http1::SendRequest<B>),
@@ -69,10 +70,16 @@ pub struct HttpConnection<B> {
     // Shared with each request future, for its error path.
     info: Arc<ConnectionInfo>,
     scheme: Scheme,
+    // The forwarding proxy: absolute-form requests with its credentials.
+    forward: Option<Arc<Proxy>>,
 }
 
 impl<B> HttpConnection<B> {
-    pub(crate) fn new(sender: Sender<B>, info: ConnectionInfo) -> Self {
+    pub(crate) fn new(
+        sender: Sender<B>,
+        info: ConnectionInfo,
+        forward: Option<Arc<Proxy>>,
+    ) -> Self {
         let scheme = if info.tls_version().is_some() {
             Scheme::HTTPS
         } else {
@@ -82,6 +89,7 @@ impl<B> HttpConnection<B> {
             sender,
             info: Arc::new(info),
             scheme,
+            forward,
         }
     }
 
@@ -149,13 +157,36 @@ impl<B> HttpConnection<B> {
                         req.headers_mut().insert(HOST, value);
                     }
                 }
-                // Through a tunnel or direct, the origin gets origin-form.
                 let path = req
                     .uri()
                     .path_and_query()
                     .cloned()
                     .unwrap_or_else(|| PathAndQuery::from_static("/"));
-                *req.uri_mut() = Uri::from(path);
+                match &self.forward {
+                    // RFC 9112 §3.2.2: a proxy gets absolute-form, and
+                    // its credentials go on every request.
+                    Some(proxy) => {
+                        *req.uri_mut() = Uri::builder()
+                            .scheme(Scheme::HTTP)
+                            .authority(target.clone())
+                            .path_and_query(path)
+                            .build()
+                            .map_err(|e| self.fail(ErrorKind::Request).with_source(e))?;
+                        let headers = req.headers_mut();
+                        if let Some(auth) = proxy.authorization() {
+                            headers.insert(PROXY_AUTHORIZATION, auth.clone());
+                        }
+                        for (name, value) in proxy.headers() {
+                            headers.append(name, value.clone());
+                        }
+                    }
+                    // Through a tunnel or direct, the origin gets
+                    // origin-form, and never the proxy's credentials.
+                    None => {
+                        *req.uri_mut() = Uri::from(path);
+                        req.headers_mut().remove(PROXY_AUTHORIZATION);
+                    }
+                }
                 if req.version() != Version::HTTP_10 {
                     *req.version_mut() = Version::HTTP_11;
                 }
@@ -174,6 +205,7 @@ impl<B> HttpConnection<B> {
                         .build()
                         .map_err(|e| self.fail(ErrorKind::Request).with_source(e))?;
                 }
+                req.headers_mut().remove(PROXY_AUTHORIZATION);
                 *req.version_mut() = Version::HTTP_2;
             }
         }

@@ -99,6 +99,7 @@ where
                 Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e)
             })?;
             let mut info = stream.take_info();
+            let forward = stream.take_forward();
             let started = Instant::now();
             let fail = |e: Error, info: &crate::ConnectionInfo| {
                 e.with_target(info.target())
@@ -115,7 +116,7 @@ where
                     )
                 })?;
             info.timings.http_handshake = Some(started.elapsed());
-            Ok(HttpConnection::new(sender, info))
+            Ok(HttpConnection::new(sender, info, forward))
         }))
     }
 }

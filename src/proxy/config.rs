@@ -10,36 +10,124 @@ use percent_encoding::percent_decode_str;
 
 use crate::error::{Error, ErrorKind};
 
-/// An HTTP proxy that opens `CONNECT` tunnels.
+/// What kind of proxy a [`Proxy`] is, from its URL's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyKind {
+    /// `http://`: `CONNECT` tunnels, and forwarding for `http://` targets.
+    Http,
+    /// `https://`: as `Http`, inside TLS to the proxy; needs
+    /// [`ProxyTlsLayer`](crate::ProxyTlsLayer) below `ProxyConnectLayer`.
+    Https,
+    /// `socks5://`: SOCKS5, the target's name resolved locally.
+    Socks5,
+    /// `socks5h://`: SOCKS5, the proxy resolves the target's name.
+    Socks5h,
+    /// `socks4a://`: SOCKS4a, the proxy resolves the target's name.
+    Socks4a,
+}
+
+impl ProxyKind {
+    fn from_scheme(scheme: &str) -> Option<Self> {
+        Some(match scheme.to_ascii_lowercase().as_str() {
+            "http" => ProxyKind::Http,
+            "https" => ProxyKind::Https,
+            "socks5" => ProxyKind::Socks5,
+            "socks5h" => ProxyKind::Socks5h,
+            "socks4a" => ProxyKind::Socks4a,
+            _ => return None,
+        })
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            ProxyKind::Http => 80,
+            ProxyKind::Https => 443,
+            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a => 1080,
+        }
+    }
+
+    /// Whether this is a SOCKS proxy.
+    pub fn is_socks(self) -> bool {
+        matches!(
+            self,
+            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a
+        )
+    }
+
+    /// The URL scheme: `http`, `https`, `socks5`, `socks5h` or `socks4a`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyKind::Http => "http",
+            ProxyKind::Https => "https",
+            ProxyKind::Socks5 => "socks5",
+            ProxyKind::Socks5h => "socks5h",
+            ProxyKind::Socks4a => "socks4a",
+        }
+    }
+}
+
+impl fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user name and password, kept for SOCKS and Digest authentication.
+/// `Debug` never shows the password.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A proxy: HTTP (`CONNECT` and forwarding), HTTPS, SOCKS5 or SOCKS4a.
 ///
 /// Credentials come from the URL's userinfo (percent-decoded) or from
-/// [`Proxy::with_basic_auth`]. They are kept only as a sensitive
-/// `Proxy-Authorization` header value and never shown: `Debug` prints
-/// `<redacted>`, and errors carry the proxy's host and port alone.
+/// [`Proxy::with_basic_auth`]. They are never shown: `Debug` prints
+/// `<redacted>`, errors carry the proxy's host and port alone, and the
+/// `Proxy-Authorization` value is marked sensitive. HTTP proxies get Basic
+/// credentials up front, and a `407` that asks for Digest (RFC 7616) is
+/// answered on a fresh connection; SOCKS5 uses them for RFC 1929.
 ///
 /// # Example
 ///
 /// ```
-/// use tower_tunnel::Proxy;
+/// use tower_tunnel::{Proxy, ProxyKind};
 ///
 /// let proxy = Proxy::new("http://user:p%40ss@127.0.0.1:3128")?;
 /// assert_eq!(proxy.authority().as_str(), "127.0.0.1:3128");
 /// assert!(proxy.has_credentials());
 /// assert!(!format!("{proxy:?}").contains("p@ss"));
+///
+/// let socks = Proxy::new("socks5h://127.0.0.1:1080")?;
+/// assert_eq!(socks.kind(), ProxyKind::Socks5h);
 /// # Ok::<(), tower_tunnel::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Proxy {
+    kind: ProxyKind,
     uri: Uri,
     authority: Authority,
+    credentials: Option<Credentials>,
     authorization: Option<HeaderValue>,
     headers: HeaderMap,
+    tunnel_http: bool,
 }
 
 impl Proxy {
-    /// Parses a proxy URL: `http://[user:password@]host[:port]`.
+    /// Parses a proxy URL: `scheme://[user:password@]host[:port]`, with
+    /// scheme `http`, `https`, `socks5`, `socks5h` or `socks4a`.
     ///
-    /// A URL without a scheme is taken as `http://`; a missing port is 80.
+    /// A URL without a scheme is taken as `http://`, as curl does. A missing
+    /// port is 80 for `http`, 443 for `https` and 1080 for SOCKS (curl uses
+    /// 1080 for every scheme).
     ///
     /// # Errors
     ///
@@ -49,27 +137,19 @@ impl Proxy {
     pub fn new(url: &str) -> Result<Proxy, Error> {
         let invalid =
             |why: &'static str| Error::new(ErrorKind::InvalidProxy, None).with_detail(why);
-        let with_scheme;
-        let url = if url.contains("://") {
-            url
-        } else {
-            with_scheme = format!("http://{url}");
-            &with_scheme
+        let url = url.trim();
+        let (scheme, rest) = match url.split_once("://") {
+            Some((scheme, rest)) => (scheme, rest),
+            None => ("http", url),
         };
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| invalid("expected http://[user:password@]host[:port]"))?;
-        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
-        if scheme != Scheme::HTTP {
-            return Err(invalid("only http:// proxies are supported"));
-        }
-        if uri
-            .path_and_query()
-            .is_some_and(|p| p != "/" && !p.as_str().is_empty())
-        {
+        let kind = ProxyKind::from_scheme(scheme)
+            .ok_or_else(|| invalid("the scheme must be http, https, socks5, socks5h or socks4a"))?;
+        // Everything up to the first `/`, `?` or `#` is the authority.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (full, path) = rest.split_at(end);
+        if !path.is_empty() && path != "/" {
             return Err(invalid("a proxy URL has no path"));
         }
-        let full = uri.authority().ok_or_else(|| invalid("no host"))?.as_str();
         let (userinfo, hostport) = match full.rfind('@') {
             Some(at) => (Some(&full[..at]), &full[at + 1..]),
             None => (None, full),
@@ -77,23 +157,39 @@ impl Proxy {
         if hostport.is_empty() || hostport.starts_with(':') {
             return Err(invalid("no host"));
         }
-        let authority: Authority = if uri.port_u16().is_some() {
+        let has_port = match hostport.rfind(':') {
+            Some(colon) => !hostport[colon..].contains(']'),
+            None => false,
+        };
+        let authority: Authority = if has_port {
             hostport.parse()
         } else {
-            format!("{hostport}:80").parse()
+            format!("{hostport}:{}", kind.default_port()).parse()
         }
         .map_err(|_| invalid("invalid host or port"))?;
+        if authority.port_u16().is_none() {
+            return Err(invalid("invalid host or port"));
+        }
+        // The base connector dials SOCKS proxies as plain TCP, and HTTPS
+        // proxies as `https://` for `ProxyTlsLayer` to pick up.
+        let dial_scheme = match kind {
+            ProxyKind::Https => Scheme::HTTPS,
+            _ => Scheme::HTTP,
+        };
         let dial = Uri::builder()
-            .scheme(scheme)
+            .scheme(dial_scheme)
             .authority(authority.clone())
             .path_and_query("/")
             .build()
             .map_err(|_| invalid("invalid host or port"))?;
         let mut proxy = Proxy {
+            kind,
             uri: dial,
             authority,
+            credentials: None,
             authorization: None,
             headers: HeaderMap::new(),
+            tunnel_http: false,
         };
         if let Some(userinfo) = userinfo {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -108,7 +204,9 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// Sets Basic credentials, replacing any from the URL.
+    /// Sets credentials, replacing any from the URL: Basic for HTTP
+    /// proxies (and Digest when the proxy asks for it), RFC 1929 for
+    /// SOCKS5, the user id for SOCKS4a.
     pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         // Base64 output is always a valid header value.
@@ -116,13 +214,18 @@ impl Proxy {
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         value.set_sensitive(true);
         self.authorization = Some(value);
+        self.credentials = Some(Credentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
         self
     }
 
-    /// Adds a header to every `CONNECT` request sent to this proxy.
+    /// Adds a header to every request sent to this HTTP proxy (`CONNECT`,
+    /// and forwarded requests).
     ///
     /// A `Proxy-Authorization` header set here is marked sensitive and
-    /// replaces the credentials.
+    /// replaces the credentials' Basic header.
     pub fn with_header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
         if name == http::header::PROXY_AUTHORIZATION {
             value.set_sensitive(true);
@@ -133,23 +236,47 @@ impl Proxy {
         self
     }
 
+    /// Opens `CONNECT` tunnels for `http://` targets too, instead of
+    /// forwarding their requests in absolute-form (the default, as in curl
+    /// and reqwest). `https://` targets always tunnel.
+    pub fn with_http_tunneling(mut self, tunnel: bool) -> Self {
+        self.tunnel_http = tunnel;
+        self
+    }
+
+    /// What kind of proxy this is.
+    pub fn kind(&self) -> ProxyKind {
+        self.kind
+    }
+
     /// The proxy's host and port.
     pub fn authority(&self) -> &Authority {
         &self.authority
     }
 
-    /// The URI the base connector is asked to dial (no credentials).
+    /// The URI the base connector is asked to dial (no credentials):
+    /// `https://host:port/` for HTTPS proxies, `http://host:port/` for
+    /// the rest.
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
 
     /// Whether credentials are set.
     pub fn has_credentials(&self) -> bool {
-        self.authorization.is_some()
+        self.authorization.is_some() || self.credentials.is_some()
+    }
+
+    /// Whether `http://` targets are tunnelled rather than forwarded.
+    pub fn is_http_tunneling(&self) -> bool {
+        self.tunnel_http
     }
 
     pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
         self.authorization.as_ref()
+    }
+
+    pub(crate) fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
     }
 
     pub(crate) fn headers(&self) -> &HeaderMap {
@@ -165,15 +292,26 @@ impl FromStr for Proxy {
     }
 }
 
+impl fmt::Display for Proxy {
+    /// `scheme://host:port`, never the credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.kind, self.authority)
+    }
+}
+
 impl fmt::Debug for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Proxy");
-        d.field("uri", &self.uri);
-        if self.authorization.is_some() {
-            d.field("authorization", &"<redacted>");
+        d.field("kind", &self.kind);
+        d.field("authority", &self.authority);
+        if self.has_credentials() {
+            d.field("credentials", &"<redacted>");
         }
         if !self.headers.is_empty() {
             d.field("headers", &self.headers);
+        }
+        if self.tunnel_http {
+            d.field("tunnel_http", &true);
         }
         d.finish()
     }
@@ -187,6 +325,18 @@ mod tests {
     fn parses_forms() {
         let p = Proxy::new("127.0.0.1:3128").unwrap();
         assert_eq!(p.uri().to_string(), "http://127.0.0.1:3128/");
+        let p = Proxy::new("https://proxy.corp").unwrap();
+        assert_eq!(
+            (p.kind(), p.uri().to_string()),
+            (ProxyKind::Https, "https://proxy.corp:443/".into())
+        );
+        let p = Proxy::new("SOCKS5H://u:p@[::1]").unwrap();
+        assert_eq!(
+            (p.kind(), p.authority().as_str()),
+            (ProxyKind::Socks5h, "[::1]:1080")
+        );
+        assert_eq!(p.to_string(), "socks5h://[::1]:1080");
+        assert_eq!(p.credentials().unwrap().password, "p");
         let p = Proxy::new("http://proxy.corp").unwrap();
         assert_eq!(p.authority().as_str(), "proxy.corp:80");
         let p = Proxy::new("http://[::1]:8080/").unwrap();
@@ -211,7 +361,7 @@ mod tests {
     #[test]
     fn rejects_without_echoing_secrets() {
         for bad in [
-            "socks5://u:secret@h:1",
+            "ftp://u:secret@h:1",
             "http://u:secret@h:1/path",
             "http://u:secret@:1",
             "http://u:secret@h:99999",

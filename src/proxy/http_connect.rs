@@ -16,7 +16,11 @@ pub(crate) const MAX_HEADERS: usize = 64;
 
 /// Writes `CONNECT target HTTP/1.1` with `Host`, the proxy's credentials and
 /// the user's extra headers.
-pub(crate) fn encode_request(target: &Authority, proxy: &Proxy) -> Vec<u8> {
+pub(crate) fn encode_request(
+    target: &Authority,
+    proxy: &Proxy,
+    authorization: Option<&HeaderValue>,
+) -> Vec<u8> {
     let mut req = Vec::with_capacity(128);
     // RFC 9110 §9.3.6: the request-target of CONNECT is authority-form, and
     // `Host` carries the same authority.
@@ -29,7 +33,7 @@ pub(crate) fn encode_request(target: &Authority, proxy: &Proxy) -> Vec<u8> {
     ] {
         req.extend_from_slice(part.as_bytes());
     }
-    if let Some(auth) = proxy.authorization() {
+    if let Some(auth) = authorization.or(proxy.authorization()) {
         push_header(&mut req, &http::header::PROXY_AUTHORIZATION, auth);
     }
     for (name, value) in proxy.headers() {
@@ -265,7 +269,7 @@ mod tests {
     #[test]
     fn request_bytes() {
         let target: Authority = "example.com:443".parse().unwrap();
-        let req = encode_request(&target, &proxy());
+        let req = encode_request(&target, &proxy(), None);
         assert_eq!(
             req,
             b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
@@ -281,7 +285,7 @@ mod tests {
                 HeaderName::from_static("x-trace"),
                 HeaderValue::from_static("1"),
             );
-        let req = String::from_utf8(encode_request(&target, &p)).unwrap();
+        let req = String::from_utf8(encode_request(&target, &p, None)).unwrap();
         assert_eq!(
             req,
             "CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\

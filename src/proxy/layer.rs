@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::{Config, Proxy, ProxyConnect, RouteChoice};
+use super::{Config, Proxies, Proxy, ProxyConnect};
+use crate::error::Error;
 
 /// Routes each connection to its target: straight there, or through an
 /// HTTP `CONNECT` tunnel.
@@ -16,25 +17,44 @@ pub struct ProxyConnectLayer {
 }
 
 impl ProxyConnectLayer {
-    /// Tunnels every connection through `proxy`.
+    /// Routes every connection through `proxy`: a `CONNECT` tunnel for
+    /// `https://` targets, forwarding for `http://` targets (unless
+    /// [`Proxy::with_http_tunneling`]), or SOCKS.
     pub fn new(proxy: Proxy) -> Self {
-        Self::with_route(RouteChoice::Proxy(Box::new(proxy)))
+        Self::from_proxies(Proxies::from(proxy))
     }
 
     /// Connects every target directly, with no proxy.
     pub fn direct() -> Self {
-        Self::with_route(RouteChoice::Direct)
+        Self::from_proxies(Proxies::new())
     }
 
-    fn with_route(route: RouteChoice) -> Self {
+    /// Routes by the environment, as curl does: `http_proxy`,
+    /// `https_proxy`, `all_proxy`, `no_proxy`; see [`Proxies::from_env`].
+    ///
+    /// # Errors
+    ///
+    /// When a variable holds an invalid proxy URL; never a silent direct
+    /// connection.
+    pub fn from_env() -> Result<Self, Error> {
+        Proxies::from_env().map(Self::from_proxies)
+    }
+
+    /// Routes each target by `proxies`.
+    pub fn from_proxies(proxies: Proxies) -> Self {
         ProxyConnectLayer {
             config: Arc::new(Config {
-                route,
+                proxies,
                 dial_timeout: Some(super::DEFAULT_TIMEOUT),
                 connect_timeout: Some(super::DEFAULT_TIMEOUT),
                 max_response_bytes: super::DEFAULT_MAX_RESPONSE_BYTES,
             }),
         }
+    }
+
+    /// The rules this layer routes by.
+    pub fn proxies(&self) -> &Proxies {
+        &self.config.proxies
     }
 
     fn config_mut(&mut self) -> &mut Config {

@@ -58,14 +58,16 @@ pub mod future;
 pub(crate) mod http_connect;
 mod layer;
 mod routed;
+mod rules;
 mod service;
 pub(crate) mod socks;
 
 use std::time::Duration;
 
-pub use self::config::Proxy;
+pub use self::config::{Proxy, ProxyKind};
 pub use self::layer::ProxyConnectLayer;
 pub use self::routed::Routed;
+pub use self::rules::{Decision, NoProxy, Proxies, Rule};
 pub(crate) use self::service::within;
 pub use self::service::ProxyConnect;
 
@@ -74,14 +76,8 @@ pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) route: RouteChoice,
+    pub(crate) proxies: Proxies,
     pub(crate) dial_timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) max_response_bytes: usize,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum RouteChoice {
-    Direct,
-    Proxy(Box<Proxy>),
 }

@@ -5,6 +5,9 @@ use std::task::{Context, Poll};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use pin_project_lite::pin_project;
 
+use std::sync::Arc;
+
+use super::Proxy;
 use crate::info::ConnectionInfo;
 
 pin_project! {
@@ -24,6 +27,8 @@ pin_project! {
         // Tunnel bytes read together with the CONNECT answer: `buf[pos..]`.
         rewind: Option<Rewind>,
         info: ConnectionInfo,
+        // The forwarding proxy, whose credentials go on each request.
+        forward: Option<Arc<Proxy>>,
     }
 }
 
@@ -35,7 +40,25 @@ struct Rewind {
 impl<T> Routed<T> {
     pub(crate) fn new(io: T, info: ConnectionInfo, buf: Vec<u8>, pos: usize) -> Self {
         let rewind = (pos < buf.len()).then_some(Rewind { buf, pos });
-        Routed { io, rewind, info }
+        Routed {
+            io,
+            rewind,
+            info,
+            forward: None,
+        }
+    }
+
+    pub(crate) fn forwarding(io: T, info: ConnectionInfo, proxy: Arc<Proxy>) -> Self {
+        Routed {
+            io,
+            rewind: None,
+            info,
+            forward: Some(proxy),
+        }
+    }
+
+    pub(crate) fn take_forward(&mut self) -> Option<Arc<Proxy>> {
+        self.forward.take()
     }
 
     /// How the route was made.

@@ -49,10 +49,12 @@
 
 pub mod future;
 mod layer;
+mod proxy_tls;
 mod service;
 mod stream;
 
 pub use self::layer::TlsLayer;
+pub use self::proxy_tls::{ProxyTls, ProxyTlsFuture, ProxyTlsLayer, ProxyTlsStream};
 pub use self::service::TlsConnect;
 pub use self::stream::TlsStream;
 

@@ -7,8 +7,10 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 
+use std::sync::Arc;
+
 use crate::info::ConnectionInfo;
-use crate::proxy::Routed;
+use crate::proxy::{Proxy, Routed};
 
 type Tls<T> = TokioIo<tokio_rustls::client::TlsStream<TokioIo<Routed<T>>>>;
 
@@ -21,6 +23,7 @@ type Tls<T> = TokioIo<tokio_rustls::client::TlsStream<TokioIo<Routed<T>>>>;
 pub struct TlsStream<T> {
     inner: Inner<T>,
     info: ConnectionInfo,
+    forward: Option<Arc<Proxy>>,
 }
 
 enum Inner<T> {
@@ -31,9 +34,11 @@ enum Inner<T> {
 impl<T> TlsStream<T> {
     pub(crate) fn plain(mut routed: Routed<T>) -> Self {
         let info = routed.take_info();
+        let forward = routed.take_forward();
         TlsStream {
             inner: Inner::Plain(routed),
             info,
+            forward,
         }
     }
 
@@ -44,12 +49,17 @@ impl<T> TlsStream<T> {
         TlsStream {
             inner: Inner::Tls(Box::new(TokioIo::new(stream))),
             info,
+            forward: None,
         }
     }
 
     /// Everything known about how this connection was made.
     pub fn info(&self) -> &ConnectionInfo {
         &self.info
+    }
+
+    pub(crate) fn take_forward(&mut self) -> Option<Arc<Proxy>> {
+        self.forward.take()
     }
 
     pub(crate) fn take_info(&mut self) -> ConnectionInfo {
@@ -81,7 +91,11 @@ impl<T> fmt::Debug for TlsStream<T> {
 
 impl<T> Connection for TlsStream<T> {
     fn connected(&self) -> Connected {
-        let connected = Connected::new().extra(self.info.clone());
+        // A forwarding proxy wants absolute-form requests: hyper-util's
+        // `Client` writes them when told the connection is proxied.
+        let connected = Connected::new()
+            .proxy(self.info.route().is_forward())
+            .extra(self.info.clone());
         if self.info.is_h2() {
             connected.negotiated_h2()
         } else {
