@@ -134,7 +134,7 @@ impl Timings {
 /// [`TlsStream::info`](crate::TlsStream::info) and
 /// [`HttpConnection::info`](crate::HttpConnection::info); hyper-util's
 /// `Client` also puts a copy in each response's extensions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ConnectionInfo {
     pub(crate) target: Authority,
     pub(crate) route: Route,
@@ -142,6 +142,35 @@ pub struct ConnectionInfo {
     pub(crate) tls_version: Option<rustls::ProtocolVersion>,
     pub(crate) resumed: bool,
     pub(crate) timings: Timings,
+    // The connection's `tower_tunnel::connect` span: every layer's phase
+    // events go under it.
+    pub(crate) span: tracing::Span,
+}
+
+impl PartialEq for ConnectionInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target
+            && self.route == other.route
+            && self.alpn == other.alpn
+            && self.tls_version == other.tls_version
+            && self.resumed == other.resumed
+            && self.timings == other.timings
+    }
+}
+
+impl Eq for ConnectionInfo {}
+
+impl fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("target", &self.target)
+            .field("route", &self.route)
+            .field("alpn", &self.alpn())
+            .field("tls_version", &self.tls_version)
+            .field("resumed", &self.resumed)
+            .field("timings", &self.timings)
+            .finish()
+    }
 }
 
 impl ConnectionInfo {
@@ -153,6 +182,7 @@ impl ConnectionInfo {
             tls_version: None,
             resumed: false,
             timings: Timings::default(),
+            span: tracing::Span::none(),
         }
     }
 

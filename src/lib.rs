@@ -63,12 +63,93 @@
 //!
 //! See [`stage`] for the traits and the table of stages.
 //!
-//! # Other clients
+//! # Routes
 //!
-//! The stack up to [`TlsLayer`] is a hyper-util connector (its stream
-//! implements `Connection` and reports `negotiated_h2()`), so hyper-util's
-//! pooled `Client` and tonic's `Endpoint::connect_with_connector` take it
-//! as it is.
+//! [`ProxyConnectLayer`] picks the route per target from [`Proxies`]: a
+//! proxy per scheme, a fallback, a [`NoProxy`] bypass list and a custom
+//! matcher, or the environment read as curl reads it
+//! ([`ProxyConnectLayer::from_env`]).
+//!
+//! | proxy | `https://` target | `http://` target |
+//! |---|---|---|
+//! | none, or bypassed | direct | direct |
+//! | `http://` | `CONNECT` tunnel | forwarded in absolute-form ([`Proxy::with_http_tunneling`] tunnels instead) |
+//! | `https://` | `CONNECT` inside TLS to the proxy ([`ProxyTlsLayer`]), target TLS inside that | forwarded inside TLS to the proxy |
+//! | `socks5://`, `socks5h://`, `socks4a://` | SOCKS tunnel | SOCKS tunnel |
+//!
+//! Credentials go in the proxy URL or [`Proxy::with_basic_auth`]: Basic up
+//! front, Digest (RFC 7616, MD5 and SHA-256) answered on a `407` that asks
+//! for it, RFC 1929 for SOCKS5. `Proxy-Authorization` only ever goes to the
+//! proxy: [`HttpConnection`] removes it from requests sent through a tunnel.
+//!
+//! # Where it plugs in
+//!
+//! The same layers serve every client shape:
+//!
+//! | client | stack | shown in |
+//! |---|---|---|
+//! | a tower service per connection | `AlpnDispatchLayer` over `TlsLayer` over `ProxyConnectLayer` | the example above, `examples/demo.rs` |
+//! | hyper-util's pooled `Client` | `TlsLayer` over `ProxyConnectLayer`, as the connector | `examples/hyper_util_client.rs` |
+//! | tonic (gRPC) | `TlsLayer::with_http2_only()` over `ProxyConnectLayer`, in `Endpoint::connect_with_connector` | `examples/grpc_via_proxy.rs` |
+//! | an axum handler calling out | the tower stack with `TimeoutLayer` and `ConcurrencyLimitLayer` on top | `examples/axum_outbound.rs` |
+//!
+//! hyper-util's `Client`, with the stack that ends at [`TlsLayer`] (its
+//! stream implements `Connection`, reports `negotiated_h2()`, and
+//! `proxy(true)` for forwarded `http://` targets; each response carries the
+//! [`ConnectionInfo`] in its extensions):
+//!
+//! ```no_run
+//! # async fn doc(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), tower_tunnel::BoxError> {
+//! use bytes::Bytes;
+//! use http_body_util::Empty;
+//! use hyper_util::client::legacy::{connect::HttpConnector, Client};
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use tower_tunnel::{ConnectionInfo, ProxyConnectLayer, TlsLayer};
+//!
+//! let connector = ServiceBuilder::new()
+//!     .layer(TlsLayer::new(tls))
+//!     .layer(ProxyConnectLayer::from_env()?)
+//!     .service(HttpConnector::new());
+//! let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+//! let res = client.get("https://example.com/".parse()?).await?;
+//! println!("{}", res.extensions().get::<ConnectionInfo>().unwrap());
+//! # Ok(()) }
+//! ```
+//!
+//! tonic, with the same stack speaking HTTP/2 only (use tonic without its
+//! `tls-*` features: the TLS here is the stack's):
+//!
+//! ```no_run
+//! # async fn doc(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), tower_tunnel::BoxError> {
+//! # use hyper_util::client::legacy::connect::HttpConnector;
+//! # use tower::ServiceBuilder;
+//! # use tower_tunnel::{Proxy, ProxyConnectLayer, TlsLayer};
+//! let channel = tonic::transport::Endpoint::from_static("https://grpc.example.com")
+//!     .connect_with_connector(
+//!         ServiceBuilder::new()
+//!             .layer(TlsLayer::new(tls).with_http2_only())
+//!             .layer(ProxyConnectLayer::new(Proxy::new("http://proxy.corp:3128")?))
+//!             .service(HttpConnector::new()),
+//!     )
+//!     .await?;
+//! # let _ = channel; Ok(()) }
+//! ```
+//!
+//! # Tracing
+//!
+//! Each connection gets one `tower_tunnel::connect` span with the target,
+//! the proxy (`scheme://host:port`, never its credentials), the rule that
+//! chose it and, once known, the route; every phase logs a `DEBUG` event
+//! with its duration under it:
+//!
+//! ```text
+//! DEBUG tower_tunnel::connect{target=localhost:43299 proxy=http://127.0.0.1:41699 rule=the proxy for all schemes (all_proxy)}: tower_tunnel::proxy::service: dialed first hop elapsed=554.419µs
+//! DEBUG tower_tunnel::connect{..}: tower_tunnel::proxy::service: proxy opened CONNECT tunnel elapsed=894.237µs
+//! DEBUG tower_tunnel::connect{.. route=tunnel via 127.0.0.1:41699}: tower_tunnel::proxy::service: route established route=tunnel via 127.0.0.1:41699
+//! DEBUG tower_tunnel::connect{..}: tower_tunnel::tls::future: TLS handshake done tls_version=Some(TLSv1_3) alpn="h2" resumed=false elapsed=3.208516ms
+//! DEBUG tower_tunnel::connect{..}: tower_tunnel::dispatch::service: HTTP handshake done version="HTTP/2" elapsed=334.777µs
+//! ```
 //!
 //! # Errors and connection info
 //!

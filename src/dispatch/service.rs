@@ -115,7 +115,14 @@ where
                         &info,
                     )
                 })?;
-            info.timings.http_handshake = Some(started.elapsed());
+            let elapsed = started.elapsed();
+            info.timings.http_handshake = Some(elapsed);
+            tracing::debug!(
+                parent: &info.span,
+                version = if info.is_h2() { "HTTP/2" } else { "HTTP/1.1" },
+                elapsed = ?elapsed,
+                "HTTP handshake done"
+            );
             Ok(HttpConnection::new(sender, info, forward))
         }))
     }

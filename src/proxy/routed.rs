@@ -66,6 +66,10 @@ impl<T> Routed<T> {
         &self.info
     }
 
+    pub(crate) fn info_mut(&mut self) -> &mut ConnectionInfo {
+        &mut self.info
+    }
+
     /// Moves the info out, for the stage above to own.
     pub(crate) fn take_info(&mut self) -> ConnectionInfo {
         std::mem::replace(&mut self.info, ConnectionInfo::placeholder())

@@ -247,8 +247,8 @@ impl fmt::Display for Rule {
             Rule::NoProxyConfigured => f.write_str("no proxy configured"),
             Rule::NoProxy(entry) => write!(f, "no_proxy entry `{entry}` matched"),
             Rule::Custom => f.write_str("the custom matcher chose it"),
-            Rule::Scheme(var) => write!(f, "{var} is set"),
-            Rule::All => f.write_str("all_proxy is set"),
+            Rule::Scheme(var) => write!(f, "the proxy for this scheme ({var})"),
+            Rule::All => f.write_str("the proxy for all schemes (all_proxy)"),
             Rule::NoMatch => f.write_str("no proxy is set for this scheme"),
         }
     }

@@ -82,6 +82,7 @@ where
         target = %target,
         proxy = decision.proxy().map(tracing::field::display),
         rule = %decision.rule(),
+        route = tracing::field::Empty,
     );
     let mut hop = Hop {
         inner,
@@ -93,8 +94,7 @@ where
             let (io, dialed) = hop.dial(None).await?;
             let mut info = ConnectionInfo::new(hop.target, Route::Direct);
             info.timings.dial = Some(dialed);
-            tracing::debug!(route = %info.route(), "route established");
-            return Ok(Routed::new(io, info, Vec::new(), 0));
+            return Ok(established(Routed::new(io, info, Vec::new(), 0)));
         };
         let routed = match proxy.kind() {
             ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a => {
@@ -113,11 +113,20 @@ where
             }
             _ => hop.tunnel(&proxy).await?,
         };
-        tracing::debug!(route = %routed.info().route(), "route established");
-        Ok(routed)
+        Ok(established(routed))
     }
     .instrument(span)
     .await
+}
+
+/// Records the route on the connection's span, and hands the span up the
+/// stack so the TLS and HTTP phases report under it.
+fn established<T>(mut routed: Routed<T>) -> Routed<T> {
+    let span = tracing::Span::current();
+    span.record("route", tracing::field::display(routed.info().route()));
+    tracing::debug!(route = %routed.info().route(), "route established");
+    routed.info_mut().span = span;
+    routed
 }
 
 /// One connection attempt's state: the base connector and the target.

@@ -174,7 +174,8 @@ where
                     info.resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                     info.timings.tls = Some(elapsed);
                     tracing::debug!(
-                        target = %info.target(),
+                        parent: &info.span,
+                        tls_version = ?info.tls_version,
                         alpn = info.alpn().unwrap_or("none"),
                         resumed = info.resumed,
                         elapsed = ?elapsed,

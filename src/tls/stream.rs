@@ -26,6 +26,9 @@ pub struct TlsStream<T> {
     forward: Option<Arc<Proxy>>,
 }
 
+// The TLS state (over a kilobyte) is boxed so a `TlsStream` stays cheap to
+// move; the plain stream is not, so `http://` connections allocate nothing.
+#[allow(clippy::large_enum_variant)]
 enum Inner<T> {
     Plain(Routed<T>),
     Tls(Box<Tls<T>>),
