@@ -74,8 +74,8 @@ pub fn connect_exchange(chunks: &[&[u8]], max_head: usize) -> Option<Exchange> {
     let proxy = Authority::from_static("127.0.0.1:3128");
     let target = Authority::from_static("example.com:443");
     let request = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
-    let result =
-        http_connect::exchange(&mut io, request, max_head, &proxy, &target).now_or_never()?;
+    let result = http_connect::exchange(&mut io, request.to_vec(), max_head, &proxy, &target)
+        .now_or_never()?;
     Some(match result {
         Ok(established) => Exchange::Established {
             head_end: established.pos,

@@ -11,6 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::Proxy;
 use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 
+/// The first capacity of the buffer the request is written from and the
+/// answer read into; a longer answer grows it, up to the cap.
+const READ_BUFFER: usize = 1024;
+
 /// Headers beyond this count make the answer [`ErrorKind::ProxyHeadersTooLarge`].
 pub(crate) const MAX_HEADERS: usize = 64;
 
@@ -21,7 +25,9 @@ pub(crate) fn encode_request(
     proxy: &Proxy,
     authorization: Option<&HeaderValue>,
 ) -> Vec<u8> {
-    let mut req = Vec::with_capacity(128);
+    // Sized for the proxy's answer too: `exchange` reads it into this
+    // buffer, so a typical CONNECT costs one allocation.
+    let mut req = Vec::with_capacity(READ_BUFFER);
     // RFC 9110 §9.3.6: the request-target of CONNECT is authority-form, and
     // `Host` carries the same authority.
     for part in [
@@ -154,7 +160,7 @@ pub(crate) struct Established {
 /// of response head (interim responses included).
 pub(crate) async fn exchange<T>(
     io: &mut T,
-    request: &[u8],
+    request: Vec<u8>,
     max_head: usize,
     proxy: &Authority,
     target: &Authority,
@@ -189,11 +195,13 @@ where
         fail(kind).with_source(e)
     };
     let mut io = TokioIo::new(io);
-    io.write_all(request).await.map_err(|e| io_fail(e, 0))?;
+    io.write_all(&request).await.map_err(|e| io_fail(e, 0))?;
     io.flush().await.map_err(|e| io_fail(e, 0))?;
 
     let started = Instant::now();
-    let mut buf: Vec<u8> = Vec::with_capacity(512);
+    // The request's allocation becomes the answer's buffer.
+    let mut buf = request;
+    buf.clear();
     let mut pos = 0; // start of the response head being parsed
     let mut received = 0usize; // head bytes seen, interim responses included
     loop {
@@ -240,7 +248,10 @@ where
         // Read no further than the cap allows: an endless answer stops here
         // and memory stays bounded by `max_head`.
         let start = buf.len();
-        let want = (max_head - received).min(4096);
+        if buf.capacity() - start < READ_BUFFER / 2 {
+            buf.reserve(READ_BUFFER.max(start));
+        }
+        let want = (max_head - received).min(buf.capacity() - start);
         buf.resize(start + want, 0);
         let n = match io.read(&mut buf[start..]).await {
             Ok(n) => n,

@@ -227,7 +227,7 @@ where
         let request = http_connect::encode_request(&self.target, proxy, authorization);
         let exchange = http_connect::exchange(
             io,
-            &request,
+            request,
             self.config.max_response_bytes,
             proxy.authority(),
             &self.target,
