@@ -2,8 +2,10 @@
 //! any public type, in `Display`/`Debug` of any error or its sources, nor in tracing output
 //! at TRACE.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+#[path = "common/capture.rs"]
+mod capture;
+
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -14,6 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tunnel::test_util::{TestOrigin, TestProxy};
 use tower_tunnel::{AlpnDispatchLayer, Error, ErrorKind, Proxy, ProxyConnectLayer, TlsLayer};
+
+use capture::Capture;
 
 type Body = Empty<Bytes>;
 
@@ -49,30 +53,6 @@ fn error_chain(err: &Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// A tracing writer that appends to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
 }
 
 // Current-thread runtime: every task, the fixtures' included, runs on this thread, under

@@ -204,52 +204,8 @@ async fn extra_headers_reach_the_proxy() {
     );
 }
 
-#[tokio::test]
-async fn bytes_in_the_same_read_as_the_200_are_not_lost() {
-    use hyper_util::rt::TokioIo;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    // A plain TCP target that speaks first, like an SMTP or SSH server.
-    let banner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = banner.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (mut sock, _) = banner.accept().await.unwrap();
-        sock.write_all(b" and the target's banner").await.unwrap();
-        let mut echo = [0u8; 4];
-        sock.read_exact(&mut echo).await.unwrap();
-        sock.write_all(&echo).await.unwrap();
-    });
-    let proxy = TestProxy::builder()
-        .fault(Fault::OkCoalescedWith(
-            b"tunnel bytes sent with the 200".to_vec(),
-        ))
-        .start()
-        .await
-        .unwrap();
-
-    // A raw TCP target: tunnel `http://` instead of forwarding it.
-    let tunnel = Proxy::new(&proxy.url()).unwrap().with_http_tunneling(true);
-    let connect = ServiceBuilder::new()
-        .layer(ProxyConnectLayer::new(tunnel))
-        .service(HttpConnector::new());
-    let routed = connect
-        .oneshot(format!("http://{target}").parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(routed.buffered(), 30);
-    let mut io = TokioIo::new(routed);
-    let mut got = vec![0u8; 30 + 24];
-    io.read_exact(&mut got).await.unwrap();
-    assert_eq!(
-        std::str::from_utf8(&got).unwrap(),
-        "tunnel bytes sent with the 200 and the target's banner"
-    );
-    io.write_all(b"ping").await.unwrap();
-    let mut echo = [0u8; 4];
-    io.read_exact(&mut echo).await.unwrap();
-    assert_eq!(&echo, b"ping");
-    server.await.unwrap();
-}
+// Tunnel bytes that arrive in the same read as the 200 are replayed, never
+// lost: `ok_coalesced_with_tunnel_bytes_keeps_them` in tests/faults.rs.
 
 #[tokio::test]
 async fn no_leftover_means_no_buffer() {

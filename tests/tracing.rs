@@ -1,8 +1,8 @@
 //! One `tower_tunnel::connect` span per connection, carrying the target,
 //! the proxy and the route, and a debug event per phase with its duration.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+#[path = "common/capture.rs"]
+mod capture;
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -11,22 +11,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_tunnel::test_util::{TestOrigin, TestProxy};
 use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, TlsLayer};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use capture::Capture;
 
 // Current-thread runtime: every task runs under the thread-default
 // subscriber.
@@ -59,7 +44,7 @@ async fn one_span_per_connection_with_an_event_per_phase() {
         .await
         .unwrap();
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let ours: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("tower_tunnel::connect"))
