@@ -1,12 +1,23 @@
 //! A small curl-like client on the tower-tunnel stack.
 //!
 //! ```text
-//! cargo run --example fetch -- [--proxy URL] [--cacert PEM] [--http1] URL
+//! cargo run --example fetch -- [OPTIONS] URL
+//!
+//!   -x, --proxy URL          proxy for every target: http://, https://, socks5://,
+//!                            socks5h:// or socks4a:// (default: the environment)
+//!   -U, --proxy-user U:P     proxy credentials (also applied to proxies from the environment)
+//!       --noproxy LIST       targets that go direct, replacing no_proxy/NO_PROXY
+//!       --cacert PEM         roots for the target, and for an https:// proxy
+//!       --proxy-cacert PEM   roots for an https:// proxy (default: as --cacert)
+//!       --http1              offer HTTP/1.1 only
 //! ```
 //!
-//! Prints the status line, the negotiated protocol and the route. On
-//! failure it prints the error with its causes and exits with status 1.
-//! Without `--cacert`, the Mozilla roots from `webpki-roots` are trusted.
+//! Without `--proxy` it reads the environment as curl does: `http_proxy`,
+//! `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`, `no_proxy`/`NO_PROXY`
+//! (see [`Proxies`]). It prints the route it took and the rule that chose it, the
+//! status line and the negotiated protocol. On failure it prints the error with its
+//! causes and exits with status 1. Without `--cacert`, the Mozilla roots from
+//! `webpki-roots` are trusted.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,43 +25,64 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, TlsLayer};
+use tower_tunnel::{
+    AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyConnectLayer, ProxyTlsLayer, Rule, TlsLayer,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: fetch [--proxy URL] [--cacert PEM] [--http1] URL";
+const USAGE: &str = "usage: fetch [-x|--proxy URL] [-U|--proxy-user USER:PASS] [--noproxy LIST] \
+                     [--cacert PEM] [--proxy-cacert PEM] [--http1] URL";
 
+/// The proxy variables `Proxies::from_env` reads.
+const PROXY_VARS: [&str; 5] = [
+    "http_proxy",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+];
+
+#[derive(Default)]
 struct Args {
     proxy: Option<String>,
+    proxy_user: Option<(String, String)>,
+    noproxy: Option<String>,
     cacert: Option<String>,
+    proxy_cacert: Option<String>,
     http1: bool,
     url: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut proxy, mut cacert, mut http1, mut url) = (None, None, false, None);
+    let mut out = Args::default();
+    let mut url = None;
     while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}\n{USAGE}"));
         match arg.as_str() {
-            "--proxy" | "-x" => proxy = Some(args.next().ok_or("--proxy needs a URL")?),
-            "--cacert" => cacert = Some(args.next().ok_or("--cacert needs a file")?),
-            "--http1" | "--http1.1" => http1 = true,
+            "--proxy" | "-x" => out.proxy = Some(value("a URL")?),
+            "--proxy-user" | "-U" => {
+                let v = value("USER:PASS")?;
+                let (user, pass) = v.split_once(':').unwrap_or((&v, ""));
+                out.proxy_user = Some((user.to_owned(), pass.to_owned()));
+            }
+            "--noproxy" => out.noproxy = Some(value("a list")?),
+            "--cacert" => out.cacert = Some(value("a file")?),
+            "--proxy-cacert" => out.proxy_cacert = Some(value("a file")?),
+            "--http1" | "--http1.1" => out.http1 = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
             _ if url.is_some() => return Err(format!("one URL only\n{USAGE}")),
             _ => url = Some(arg),
         }
     }
-    let url = url.ok_or_else(|| USAGE.to_owned())?;
-    Ok(Args {
-        proxy,
-        cacert,
-        http1,
-        url,
-    })
+    out.url = url.ok_or_else(|| USAGE.to_owned())?;
+    Ok(out)
 }
 
 fn tls_config(cacert: Option<&str>) -> Result<Arc<rustls::ClientConfig>, BoxError> {
@@ -71,30 +103,100 @@ fn tls_config(cacert: Option<&str>) -> Result<Arc<rustls::ClientConfig>, BoxErro
     Ok(Arc::new(config))
 }
 
+/// `url` with its user info replaced by `user:pass`, percent-encoded, so that
+/// `--proxy-user` applies to a proxy from the environment too (as in curl).
+fn with_userinfo(url: &str, (user, pass): &(String, String)) -> String {
+    let (scheme, rest) = url.trim().split_once("://").unwrap_or(("http", url.trim()));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let hostport = rest[..end]
+        .rsplit_once('@')
+        .map_or(&rest[..end], |(_, h)| h);
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    format!(
+        "{scheme}://{}:{}@{hostport}{}",
+        enc(user),
+        enc(pass),
+        &rest[end..]
+    )
+}
+
+/// The rules: `--proxy` for every target, or the environment; then `--noproxy`.
+fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
+    let (proxies, source) = match &args.proxy {
+        Some(url) => {
+            let mut proxy = Proxy::new(url)?;
+            if let Some((user, pass)) = &args.proxy_user {
+                proxy = proxy.with_basic_auth(user, pass);
+            }
+            (Proxies::from(proxy), "--proxy, for every scheme")
+        }
+        None => {
+            let get = |name: &str| {
+                let value = std::env::var(name).ok()?;
+                match &args.proxy_user {
+                    Some(cred) if PROXY_VARS.contains(&name) && !value.trim().is_empty() => {
+                        Some(with_userinfo(&value, cred))
+                    }
+                    _ => Some(value),
+                }
+            };
+            (Proxies::from_env_with(get)?, "the environment")
+        }
+    };
+    Ok(match &args.noproxy {
+        Some(list) => (proxies.with_no_proxy(NoProxy::parse(list)), source),
+        None => (proxies, source),
+    })
+}
+
 async fn fetch(args: &Args) -> Result<(), BoxError> {
     let uri: http::Uri = args.url.parse()?;
-    let mut tls = TlsLayer::new(tls_config(args.cacert.as_deref())?);
+    let target_tls = tls_config(args.cacert.as_deref())?;
+    let proxy_tls = match &args.proxy_cacert {
+        Some(path) => tls_config(Some(path))?,
+        None => target_tls.clone(),
+    };
+    let mut tls = TlsLayer::new(target_tls);
     if args.http1 {
         tls = tls.with_http1_only();
     }
-    let route = match &args.proxy {
-        Some(p) => ProxyConnectLayer::new(Proxy::new(p)?),
-        None => ProxyConnectLayer::direct(),
+
+    let (proxies, source) = proxies(args)?;
+    let decision = proxies.decide(&uri);
+    println!("proxies:  from {source}");
+    let why = match decision.rule() {
+        Rule::All if args.proxy.is_some() => format!("--proxy is set ({})", decision.rule()),
+        rule => rule.to_string(),
     };
+    match decision.proxy() {
+        Some(proxy) => println!("decision: via {proxy}, because {why}"),
+        None => println!("decision: direct, because {why}"),
+    }
+    if args.proxy.is_none()
+        && std::env::var_os("http_proxy").is_none()
+        && std::env::var_os("HTTP_PROXY").is_some()
+    {
+        println!(
+            "note:     HTTP_PROXY is ignored, as curl ignores it (\"httpoxy\"); set http_proxy"
+        );
+    }
+
     let connect = ServiceBuilder::new()
         .layer(AlpnDispatchLayer::new())
         .layer(tls)
-        .layer(route)
+        .layer(ProxyConnectLayer::from_proxies(proxies))
+        // TLS to an https:// proxy; every other dial passes through.
+        .layer(ProxyTlsLayer::new(proxy_tls))
         .service(HttpConnector::new());
     let mut conn = connect.oneshot(uri.clone()).await?;
+    println!("route:    {}", conn.info().route());
     let req = http::Request::get(uri).body(Empty::<Bytes>::new())?;
     let res = conn.send_request(req).await?;
-    println!("{:?} {}", res.version(), res.status());
+    println!("status:   {:?} {}", res.version(), res.status());
     println!(
         "protocol: {}",
         conn.info().alpn().unwrap_or("none (HTTP/1.1)")
     );
-    println!("route:    {}", conn.info().route());
     let body = res.into_body().collect().await?.to_bytes();
     println!("body:     {} bytes", body.len());
     Ok(())

@@ -29,6 +29,20 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 /// Where both cases are set, lowercase wins. An empty variable counts as
 /// unset.
 ///
+/// `tests/env_rules.rs` checks a table of cases against the real curl
+/// (7.88). Where the crate differs, it does so on purpose:
+///
+/// - A variable holding only white space counts as unset, like an empty
+///   one, so the other case is read; curl takes it as set (an empty bypass
+///   list, or a proxy it cannot use).
+/// - Every variable is checked when it is read: a bad `https_proxy` fails
+///   [`Proxies::from_env`] even if only `http://` targets follow, where curl
+///   parses only the variable the target's scheme needs. A mistyped proxy
+///   never sends some targets direct unnoticed.
+/// - A proxy URL without a port gets 80 (`http://`) or 443 (`https://`), as
+///   in Go and reqwest; curl uses 1080 for every scheme. See [`Proxy::new`].
+/// - The bypass list has a few extensions; see [`NoProxy`].
+///
 /// # Example
 ///
 /// ```
@@ -268,8 +282,27 @@ impl fmt::Display for Rule {
 ///
 /// Names match case-insensitively and without DNS: an IP entry matches a
 /// target written as that IP, never a name that resolves to it (as curl).
-/// Entries with a port are a Go and reqwest extension that curl does not
-/// have. Unparseable entries are ignored, as curl ignores them.
+/// A trailing dot on the target or the entry is ignored (as curl). IP
+/// literals compare as addresses, so `::1` matches `[0:0:0:0:0:0:0:1]`.
+/// Unparseable entries are ignored, as curl ignores them.
+///
+/// Differences from curl (7.88, checked by `tests/env_rules.rs`), on
+/// purpose:
+///
+/// - Entries with a port (`example.com:8080`, `[::1]:8443`) are a Go and
+///   reqwest extension: they match that port only. curl has no such
+///   entries, and they never match there.
+/// - `*` bypasses every target wherever it appears in the list, as in Go;
+///   curl honours `*` only as the whole value (`localhost,*` is not "all").
+/// - `*.example.com` is read as `.example.com`; curl has no wildcards and
+///   such an entry never matches there.
+/// - Bracketed IPv6 entries (`[::1]`) are the address; curl compares the
+///   brackets as text and never matches.
+/// - A `/0` prefix is the whole address family, as CIDR says; curl reads
+///   `/0` as "this exact address".
+/// - IPv6 ranges (`fd00::/8`) match IPv6 targets; curl 7.88 compares
+///   IPv6 targets as text, so a range never matches there (a curl bug,
+///   curl/curl#19828).
 ///
 /// # Example
 ///
