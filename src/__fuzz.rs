@@ -126,3 +126,31 @@ impl hyper::rt::Write for Scripted {
         Poll::Ready(Ok(()))
     }
 }
+
+/// What the SOCKS reply parsers made of `buf`: `Ok(Some(consumed))` for a
+/// complete reply, `Ok(None)` when more bytes are needed (with `needed`
+/// greater than what was given), `Err(reason)` for a refused or malformed
+/// reply. `which`: 0 method choice, 1 RFC 1929 status, 2 SOCKS5 reply,
+/// 3 SOCKS4 reply.
+pub fn socks_reply(which: u8, buf: &[u8]) -> Result<Option<usize>, String> {
+    use crate::proxy::socks::{self, Parsed};
+    fn done<T>(
+        p: Result<Parsed<T>, socks::SocksError>,
+        len: usize,
+    ) -> Result<Option<usize>, String> {
+        match p {
+            Ok(Parsed::Complete(_, consumed)) => Ok(Some(consumed)),
+            Ok(Parsed::Incomplete { needed }) => {
+                assert!(needed > len, "asked for {needed} bytes with {len} in hand");
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    match which % 4 {
+        0 => done(socks::parse_method(buf, true), buf.len()),
+        1 => done(socks::parse_auth_status(buf), buf.len()),
+        2 => done(socks::parse_socks5_reply(buf), buf.len()),
+        _ => done(socks::parse_socks4_reply(buf), buf.len()),
+    }
+}

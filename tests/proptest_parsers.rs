@@ -3,7 +3,7 @@
 //! buffer past the cap.
 
 use proptest::prelude::*;
-use tower_tunnel::__fuzz::{connect_exchange, parse_reply, Exchange, Parsed};
+use tower_tunnel::__fuzz::{connect_exchange, parse_reply, socks_reply, Exchange, Parsed};
 use tower_tunnel::{ErrorKind, Proxy};
 
 /// A valid answer head: a status line with a 2xx or non-2xx code and a few header fields.
@@ -22,6 +22,16 @@ fn valid_head() -> impl Strategy<Value = (u16, Vec<u8>)> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn socks_parsers_never_panic_nor_overclaim(
+        which in 0u8..4,
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        if let Ok(Some(consumed)) = socks_reply(which, &bytes) {
+            prop_assert!(consumed > 0 && consumed <= bytes.len());
+        }
+    }
 
     #[test]
     fn parse_reply_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {

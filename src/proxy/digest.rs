@@ -12,10 +12,6 @@
 //! `qop=auth-int` alone (CONNECT has no body to protect, and no proxy is
 //! known to require it) and `SHA-512-256`.
 
-// ProxyConnect answers a 407 with these once Digest retries are wired
-// (issue 4); until then only the tests call them.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt::Write as _;
 
 use http::header::InvalidHeaderValue;

@@ -12,11 +12,6 @@
 //! under this crate's phase timeouts), read up to 513 bytes at a time and
 //! drop what follows the reply, and report reply codes without their value.
 
-// ProxyConnect routes through these once `socks5://`, `socks5h://` and
-// `socks4a://` proxies are configurable (issue 4); until then only the tests
-// call them.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
