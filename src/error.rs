@@ -103,6 +103,9 @@ pub enum ErrorKind {
     Handshake,
     /// A request on an established connection failed.
     Request,
+    /// An `https://` proxy set to [`Http2Mode::Required`](crate::proxy::Http2Mode::Required)
+    /// did not select ALPN `h2`.
+    ProxyAlpnMismatch,
 }
 
 /// The head of a proxy's non-2xx answer to `CONNECT`.
@@ -418,6 +421,10 @@ impl fmt::Display for Error {
                 write!(f, "HTTP handshake with {target}{} failed", self.via())?
             }
             ErrorKind::Request => write!(f, "request to {target}{} failed", self.via())?,
+            ErrorKind::ProxyAlpnMismatch => write!(
+                f,
+                "proxy {proxy} did not select HTTP/2 (ALPN h2) for CONNECT to {target}"
+            )?,
         }
         if let Some(detail) = detail {
             write!(f, ": {detail}")?;

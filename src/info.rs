@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -32,6 +34,15 @@ pub enum Route {
     Tunnel {
         /// The proxy's host and port (never its credentials).
         proxy: Authority,
+    },
+    /// Through a `CONNECT` tunnel that is one stream of an HTTP/2
+    /// connection to the proxy at `proxy` (RFC 9113 §8.5), shared with the
+    /// other tunnels to that proxy; see [`ConnectionInfo::shared_tunnels`].
+    H2Tunnel {
+        /// The proxy's host and port (never its credentials).
+        proxy: Authority,
+        /// The HTTP/2 stream identifier of the tunnel on that connection.
+        stream: u32,
     },
     /// To an HTTP proxy that forwards each `http://` request, sent in
     /// absolute-form.
@@ -57,6 +68,7 @@ impl Route {
         match self {
             Route::Direct => None,
             Route::Tunnel { proxy }
+            | Route::H2Tunnel { proxy, .. }
             | Route::Forward { proxy }
             | Route::Socks5 { proxy }
             | Route::Socks4a { proxy } => Some(proxy),
@@ -72,6 +84,12 @@ impl Route {
     pub fn is_direct(&self) -> bool {
         matches!(self, Route::Direct)
     }
+
+    /// Whether the tunnel is one stream of an HTTP/2 connection to the
+    /// proxy.
+    pub fn is_h2_tunnel(&self) -> bool {
+        matches!(self, Route::H2Tunnel { .. })
+    }
 }
 
 impl fmt::Display for Route {
@@ -79,6 +97,9 @@ impl fmt::Display for Route {
         match self {
             Route::Direct => f.write_str("direct"),
             Route::Tunnel { proxy } => write!(f, "tunnel via {proxy}"),
+            Route::H2Tunnel { proxy, stream } => {
+                write!(f, "tunnel via h2 proxy {proxy} (stream {stream})")
+            }
             Route::Forward { proxy } => write!(f, "forward via {proxy}"),
             Route::Socks5 { proxy } => write!(f, "SOCKS5 via {proxy}"),
             Route::Socks4a { proxy } => write!(f, "SOCKS4a via {proxy}"),
@@ -142,6 +163,8 @@ pub struct ConnectionInfo {
     pub(crate) tls_version: Option<rustls::ProtocolVersion>,
     pub(crate) resumed: bool,
     pub(crate) timings: Timings,
+    // The open tunnels on the HTTP/2 proxy connection this one runs over.
+    pub(crate) h2_shared: Option<Arc<AtomicUsize>>,
     // The connection's `tower_tunnel::connect` span: every layer's phase
     // events go under it.
     pub(crate) span: tracing::Span,
@@ -182,6 +205,7 @@ impl ConnectionInfo {
             tls_version: None,
             resumed: false,
             timings: Timings::default(),
+            h2_shared: None,
             span: tracing::Span::none(),
         }
     }
@@ -227,6 +251,13 @@ impl ConnectionInfo {
     pub fn timings(&self) -> &Timings {
         &self.timings
     }
+
+    /// For a tunnel over an HTTP/2 proxy connection
+    /// ([`Route::H2Tunnel`]): how many tunnels, this one included, are open
+    /// on that connection right now. `None` for every other route.
+    pub fn shared_tunnels(&self) -> Option<usize> {
+        self.h2_shared.as_ref().map(|n| n.load(Ordering::Acquire))
+    }
 }
 
 impl fmt::Display for ConnectionInfo {
@@ -234,6 +265,9 @@ impl fmt::Display for ConnectionInfo {
     /// `localhost:443 via tunnel via 127.0.0.1:3128, h2, TLSv1_3 (resumed), dial 1ms ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.target, self.route)?;
+        if let Some(n) = self.shared_tunnels() {
+            write!(f, ", {n} tunnels on the connection")?;
+        }
         if let Some(alpn) = self.alpn() {
             write!(f, ", alpn {alpn}")?;
         }

@@ -74,7 +74,7 @@
 //! |---|---|---|
 //! | none, or bypassed | direct | direct |
 //! | `http://` | `CONNECT` tunnel | forwarded in absolute-form ([`Proxy::with_http_tunneling`] tunnels instead) |
-//! | `https://` | `CONNECT` inside TLS to the proxy ([`ProxyTlsLayer`]), target TLS inside that | forwarded inside TLS to the proxy |
+//! | `https://` | `CONNECT` inside TLS to the proxy ([`ProxyTlsLayer`]), target TLS inside that; over HTTP/2 when the proxy selects `h2`, many tunnels sharing one proxy connection ([`Http2Mode`]) | forwarded inside TLS to the proxy |
 //! | `socks5://`, `socks5h://`, `socks4a://` | SOCKS tunnel | SOCKS tunnel |
 //!
 //! Credentials go in the proxy URL or [`Proxy::with_basic_auth`]: Basic up
@@ -220,7 +220,8 @@ pub use crate::dispatch::{AlpnDispatch, AlpnDispatchLayer, HttpConnection};
 pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{
-    Decision, NoProxy, Proxies, Proxy, ProxyConnect, ProxyConnectLayer, ProxyKind, Routed, Rule,
+    Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyConnect, ProxyConnectLayer, ProxyKind,
+    Routed, Rule,
 };
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
 pub use crate::tls::{ProxyTls, ProxyTlsLayer, ProxyTlsStream, TlsConnect, TlsLayer, TlsStream};

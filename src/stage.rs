@@ -52,11 +52,27 @@ use crate::tls::TlsStream;
     note = "outermost first: AlpnDispatchLayer, TlsLayer, ProxyConnectLayer, then a connector such as HttpConnector",
     note = "ProxyConnectLayer was given a stream that is already routed or encrypted; add it once, below TlsLayer (ProxyTlsLayer, for https:// proxies, goes below it); for your own IO type, implement `tower_tunnel::Transport`"
 )]
-pub trait Transport {}
+pub trait Transport {
+    /// Whether this stream is TLS to a proxy that selected ALPN `h2`, so
+    /// `CONNECT` goes over HTTP/2. Only
+    /// [`ProxyTlsStream`](crate::ProxyTlsStream) says yes; keep the
+    /// default for your own IO.
+    fn negotiated_h2(&self) -> bool {
+        false
+    }
+}
 
 impl Transport for tokio::net::TcpStream {}
-impl<T: Transport> Transport for hyper_util::rt::TokioIo<T> {}
-impl<T: Transport + ?Sized> Transport for Box<T> {}
+impl<T: Transport> Transport for hyper_util::rt::TokioIo<T> {
+    fn negotiated_h2(&self) -> bool {
+        self.inner().negotiated_h2()
+    }
+}
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn negotiated_h2(&self) -> bool {
+        (**self).negotiated_h2()
+    }
+}
 
 /// A stream whose route to the target exists: direct, or through a proxy.
 ///

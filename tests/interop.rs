@@ -604,3 +604,96 @@ fn userinfo_is_percent_encoded() {
     );
     assert_eq!(socks5h("socks5://a:b@h:1"), "socks5h://a:b@h:1");
 }
+
+// --- nghttpx --http2-proxy: CONNECT over HTTP/2 (issue 8) ------------------------------
+
+/// The stack through `nghttpx --http2-proxy` (`NGHTTPX_URL`, TLS with the certificate in
+/// `NGHTTPX_CA`, squid behind it): h2-in-h2 and http/1.1-in-h2, then 100 concurrent
+/// tunnels that must share one HTTP/2 connection to the proxy.
+#[tokio::test]
+async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
+    let Some(url) = interop_var("NGHTTPX_URL") else {
+        return;
+    };
+    let Some(ca) = interop_var("NGHTTPX_CA") else {
+        return;
+    };
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&ca).expect("NGHTTPX_CA") {
+        roots
+            .add(cert.expect("NGHTTPX_CA holds PEM certificates"))
+            .unwrap();
+    }
+    let proxy_tls = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let h2_origin = TestOrigin::start().await.unwrap();
+    let h1_origin = TestOrigin::builder()
+        .alpn(vec![b"http/1.1".to_vec()])
+        .start()
+        .await
+        .unwrap();
+    let connect = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<Body>::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(ProxyConnectLayer::new(Proxy::new(&url).unwrap()))
+        .layer(tower_tunnel::ProxyTlsLayer::new(proxy_tls))
+        .service(HttpConnector::new());
+    let uri = |o: &TestOrigin| -> Uri {
+        format!("https://localhost:{}/", o.addr().port())
+            .parse()
+            .unwrap()
+    };
+    let run = async {
+        let mut h2 = connect.clone().oneshot(uri(&h2_origin)).await.unwrap();
+        assert_eq!(h2.version(), Version::HTTP_2);
+        let mut h1 = connect.clone().oneshot(uri(&h1_origin)).await.unwrap();
+        assert_eq!(h1.version(), Version::HTTP_11);
+        for conn in [&mut h2, &mut h1] {
+            assert!(conn.info().route().is_h2_tunnel(), "{}", conn.info());
+            let res = conn
+                .send_request(Request::get("/").body(Body::new()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], HELLO_BODY.as_bytes());
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..98 {
+            let (connect, uri) = (connect.clone(), uri(&h2_origin));
+            tasks.spawn(async move {
+                let mut conn = connect.oneshot(uri).await.unwrap();
+                let res = conn
+                    .send_request(Request::get("/").body(Body::new()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                conn
+            });
+        }
+        let mut conns = Vec::new();
+        while let Some(conn) = tasks.join_next().await {
+            conns.push(conn.unwrap());
+        }
+        // 100 tunnels, all on the first connection (streams 1..=199).
+        assert_eq!(h2.info().shared_tunnels(), Some(100), "{}", h2.info());
+        for conn in &conns {
+            assert!(
+                matches!(conn.info().route(), tower_tunnel::Route::H2Tunnel { stream, .. } if *stream < 200),
+                "{}",
+                conn.info()
+            );
+        }
+    };
+    tokio::time::timeout(TEST_TIMEOUT, run)
+        .await
+        .expect("nghttpx test timed out");
+}

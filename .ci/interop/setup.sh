@@ -41,6 +41,8 @@ SQUID_BIN="$(command -v squid || echo /usr/sbin/squid)"
 TINYPROXY_BIN="$(command -v tinyproxy || echo /usr/bin/tinyproxy)"
 MICROSOCKS_BIN="$(command -v microsocks || echo /usr/bin/microsocks)"
 HTPASSWD_BIN="$(command -v htpasswd || echo /usr/bin/htpasswd)"
+NGHTTPX_BIN="$(command -v nghttpx || echo /usr/sbin/nghttpx)"
+OPENSSL_BIN="$(command -v openssl || echo /usr/bin/openssl)"
 SQUID_LIBEXEC=/usr/lib/squid
 
 missing=()
@@ -49,6 +51,8 @@ missing=()
 [ -x "$TINYPROXY_BIN" ] || missing+=(tinyproxy)
 [ -x "$MICROSOCKS_BIN" ] || missing+=(microsocks)
 [ -x "$HTPASSWD_BIN" ] || missing+=(apache2-utils)
+[ -x "$NGHTTPX_BIN" ] || missing+=(nghttp2-proxy)
+[ -x "$OPENSSL_BIN" ] || missing+=(openssl)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
@@ -67,7 +71,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     timeout 300 apt-get update -q || rc=$?
     if [ "$rc" = 0 ]; then
         timeout 600 apt-get install -y -q --no-install-recommends \
-            squid tinyproxy microsocks apache2-utils || rc=$?
+            squid tinyproxy microsocks apache2-utils nghttp2-proxy openssl || rc=$?
     fi
     [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
     [ "$rc" = 0 ] || die "apt-get failed (exit $rc)"
@@ -208,6 +212,22 @@ prepare_tinyproxy() {
 
 prepare_nothing() { :; }
 
+# nghttpx needs a TLS certificate: a throwaway CA and a leaf for localhost and
+# 127.0.0.1 (the leaf is not a CA: rustls refuses a CA certificate as a server's).
+prepare_nghttpx() {
+    [ -f "$DIR/leaf.pem" ] && return 0
+    "$OPENSSL_BIN" req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tower-tunnel interop CA" \
+        -keyout "$DIR/ca.key" -out "$DIR/ca.pem" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign" >"$DIR/openssl.log" 2>&1 || die "openssl CA failed"
+    "$OPENSSL_BIN" req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$DIR/leaf.key" -out "$DIR/leaf.csr" >>"$DIR/openssl.log" 2>&1 || die "openssl CSR failed"
+    printf 'basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' \
+        >"$DIR/leaf.ext"
+    "$OPENSSL_BIN" x509 -req -in "$DIR/leaf.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca.key" \
+        -CAcreateserial -days 2 -extfile "$DIR/leaf.ext" -out "$DIR/leaf.pem" \
+        >>"$DIR/openssl.log" 2>&1 || die "openssl leaf failed"
+}
+
 SQUID_CONF=squid-open.conf
 start squid-open prepare_squid "$SQUID_BIN" -N -f @DIR@/squid.conf
 SQUID_PORT="$STARTED_PORT"
@@ -224,6 +244,13 @@ SOCKS5_PORT="$STARTED_PORT"
 start socks5-auth prepare_nothing "$MICROSOCKS_BIN" -i 127.0.0.1 -p @PORT@ \
     -u "$PROXY_USER" -P "$PROXY_PASS"
 SOCKS5_AUTH_PORT="$STARTED_PORT"
+# An HTTP/2 proxy (CONNECT over h2, RFC 9113 8.5) in front of the open squid. Its default
+# of 8 backend connections per host would queue most of 100 concurrent tunnels.
+start nghttpx prepare_nghttpx "$NGHTTPX_BIN" --http2-proxy --no-ocsp --workers=1 \
+    --backend-connections-per-host=256 --frontend="127.0.0.1,@PORT@" \
+    --backend="127.0.0.1,$SQUID_PORT" --accesslog-file=@DIR@/access.log \
+    --errorlog-file=@DIR@/error.log @DIR@/leaf.key @DIR@/leaf.pem
+NGHTTPX_PORT="$STARTED_PORT"
 
 # --- 5. versions and the environment for the tests --------------------------------------
 
@@ -232,6 +259,7 @@ log "versions:"
 log "  $("$SQUID_BIN" -v | head -n 1) (Debian squid $(pkg_version squid))"
 log "  $("$TINYPROXY_BIN" -v 2>&1 | head -n 1) (Debian tinyproxy $(pkg_version tinyproxy))"
 log "  microsocks (Debian microsocks $(pkg_version microsocks))"
+log "  $("$NGHTTPX_BIN" --version | head -n 1) (Debian nghttp2-proxy $(pkg_version nghttp2-proxy))"
 
 {
     echo "# Written by .ci/interop/setup.sh; read by tests/interop.rs."
@@ -243,6 +271,8 @@ log "  microsocks (Debian microsocks $(pkg_version microsocks))"
     printf 'export TINYPROXY_URL=%q\n' "http://127.0.0.1:$TINYPROXY_PORT"
     printf 'export SOCKS5_URL=%q\n' "socks5://127.0.0.1:$SOCKS5_PORT"
     printf 'export SOCKS5_AUTH_URL=%q\n' "socks5://127.0.0.1:$SOCKS5_AUTH_PORT"
+    printf 'export NGHTTPX_URL=%q\n' "https://localhost:$NGHTTPX_PORT"
+    printf 'export NGHTTPX_CA=%q\n' "$INTEROP_DIR/nghttpx/ca.pem"
     printf 'export INTEROP_PROXY_USER=%q\n' "$PROXY_USER"
     printf 'export INTEROP_PROXY_PASS=%q\n' "$PROXY_PASS"
 } >"$INTEROP_DIR/ports.env"

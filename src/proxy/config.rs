@@ -73,6 +73,24 @@ impl fmt::Display for ProxyKind {
     }
 }
 
+/// Whether to speak HTTP/2 to an `https://` proxy: one TLS connection
+/// carrying many `CONNECT` tunnels, one stream each (RFC 9113 §8.5).
+///
+/// Set per proxy with [`Proxy::with_http2`]. HTTP/2 needs TLS to the proxy
+/// (ALPN picks it), so `http://` and SOCKS proxies always get HTTP/1.1 or
+/// SOCKS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Http2Mode {
+    /// Offer `h2` and `http/1.1`; HTTP/2 when the proxy selects `h2`.
+    #[default]
+    Auto,
+    /// Offer `h2` and `http/1.1`; fail unless the proxy selects `h2`.
+    Required,
+    /// Offer `http/1.1` only: one TLS connection per tunnel.
+    Never,
+}
+
 /// A user name and password, kept for SOCKS and Digest authentication.
 /// `Debug` never shows the password.
 #[derive(Clone)]
@@ -119,6 +137,10 @@ pub struct Proxy {
     authorization: Option<HeaderValue>,
     headers: HeaderMap,
     tunnel_http: bool,
+    http2: Http2Mode,
+    // HTTP/2 connections to this proxy, shared by every clone of it (and so
+    // by every `ProxyConnect` routing through it).
+    h2_pool: super::h2::Pool,
 }
 
 impl Proxy {
@@ -190,6 +212,8 @@ impl Proxy {
             authorization: None,
             headers: HeaderMap::new(),
             tunnel_http: false,
+            http2: Http2Mode::Auto,
+            h2_pool: super::h2::Pool::default(),
         };
         if let Some(userinfo) = userinfo {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -244,6 +268,30 @@ impl Proxy {
         self
     }
 
+    /// Whether to speak HTTP/2 to this `https://` proxy (default
+    /// [`Http2Mode::Auto`]: when its ALPN selects `h2`). Tunnels through
+    /// the same proxy then share one connection, up to the proxy's
+    /// concurrent-stream limit.
+    pub fn with_http2(mut self, mode: Http2Mode) -> Self {
+        self.http2 = mode;
+        self
+    }
+
+    /// Whether HTTP/2 is spoken to this proxy; see [`Proxy::with_http2`].
+    pub fn http2(&self) -> Http2Mode {
+        self.http2
+    }
+
+    /// The URI to dial for an HTTP/1.1-only connection to this proxy: the
+    /// proxy-TLS layer then offers no `h2`.
+    pub(crate) fn http1_uri(&self) -> Uri {
+        let mut parts = self.uri.clone().into_parts();
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static(
+            super::h2::HTTP1_ONLY_PATH,
+        ));
+        Uri::from_parts(parts).unwrap_or_else(|_| self.uri.clone())
+    }
+
     /// What kind of proxy this is.
     pub fn kind(&self) -> ProxyKind {
         self.kind
@@ -282,6 +330,10 @@ impl Proxy {
     pub(crate) fn headers(&self) -> &HeaderMap {
         &self.headers
     }
+
+    pub(crate) fn h2_pool(&self) -> &super::h2::Pool {
+        &self.h2_pool
+    }
 }
 
 impl FromStr for Proxy {
@@ -312,6 +364,9 @@ impl fmt::Debug for Proxy {
         }
         if self.tunnel_http {
             d.field("tunnel_http", &true);
+        }
+        if self.http2 != Http2Mode::Auto {
+            d.field("http2", &self.http2);
         }
         d.finish()
     }

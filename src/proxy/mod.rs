@@ -48,6 +48,16 @@
 //! | not HTTP (garbage, a TLS record) | `ProxyMalformed` |
 //! | `HTTP/2.0` or `HTTP/9.9` status line | `ProxyBadVersion` |
 //!
+//! # HTTP/2 to the proxy
+//!
+//! An `https://` proxy whose TLS handshake (in
+//! [`ProxyTlsLayer`](crate::ProxyTlsLayer)) selects ALPN `h2` gets each
+//! `CONNECT` as an HTTP/2 request (RFC 9113 §8.5), and every tunnel through
+//! it shares one connection, up to 100 open at once; the tunnel is the
+//! stream. A refusal on one stream fails that tunnel alone, with the same
+//! errors as HTTP/1.1. [`Proxy::with_http2`] requires or forbids it per
+//! proxy; the route reads `tunnel via h2 proxy 127.0.0.1:8443 (stream 5)`.
+//!
 //! Lenient where curl is: bare LF line endings, `HTTP/1.0`, interim `1xx`
 //! responses before the final one, and `Content-Length` on the 2xx (which
 //! RFC 9110 §9.3.6 says to ignore) are all accepted.
@@ -55,6 +65,7 @@
 mod config;
 pub(crate) mod digest;
 pub mod future;
+pub(crate) mod h2;
 pub(crate) mod http_connect;
 mod layer;
 mod routed;
@@ -64,7 +75,7 @@ pub(crate) mod socks;
 
 use std::time::Duration;
 
-pub use self::config::{Proxy, ProxyKind};
+pub use self::config::{Http2Mode, Proxy, ProxyKind};
 pub use self::layer::ProxyConnectLayer;
 pub use self::routed::Routed;
 pub use self::rules::{Decision, NoProxy, Proxies, Rule};

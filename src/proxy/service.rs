@@ -9,8 +9,10 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::future::ResponseFuture;
-use super::{digest, http_connect, socks, Config, Proxy, ProxyKind, Routed};
-use crate::error::{BoxError, Error, ErrorKind, Phase};
+use super::{digest, h2, http_connect, socks, Config, Http2Mode, Proxy, ProxyKind, Routed};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::error::{BoxError, Error, ErrorKind, Phase, ProxyResponse};
 use crate::info::{ConnectionInfo, Route};
 use crate::stage::Transport;
 use crate::target::{bare_host, dial_uri, target_of};
@@ -72,7 +74,7 @@ where
 async fn connect<S>(inner: S, config: Arc<Config>, dst: Uri) -> Result<Routed<S::Response>, Error>
 where
     S: Service<Uri>,
-    S::Response: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
     let (target, tls) = target_of(&dst)?;
@@ -111,7 +113,8 @@ where
                 info.timings.dial = Some(dialed);
                 Routed::forwarding(io, info, proxy)
             }
-            _ => hop.tunnel(&proxy).await?,
+            ProxyKind::Https if proxy.http2() != Http2Mode::Never => hop.h2_tunnel(&proxy).await?,
+            _ => hop.tunnel(&proxy, None).await?,
         };
         Ok(established(routed))
     }
@@ -139,17 +142,29 @@ struct Hop<'a, S> {
 impl<S> Hop<'_, S>
 where
     S: Service<Uri>,
-    S::Response: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
     /// Dials the first hop: `proxy`, or the target itself.
     async fn dial(&mut self, proxy: Option<&Proxy>) -> Result<(S::Response, Duration), Error> {
-        let started = Instant::now();
-        let hop = proxy.map(Proxy::authority);
+        // Everything but an HTTP/2 tunnel speaks HTTP/1.1 to the proxy, so
+        // an `https://` proxy is offered `http/1.1` alone.
         let uri = match proxy {
+            Some(p) if p.kind() == ProxyKind::Https => p.http1_uri(),
             Some(p) => p.uri().clone(),
             None => dial_uri(&self.target),
         };
+        self.dial_uri(proxy, uri).await
+    }
+
+    /// Dials `uri`, the first hop: `proxy`, or the target itself.
+    async fn dial_uri(
+        &mut self,
+        proxy: Option<&Proxy>,
+        uri: Uri,
+    ) -> Result<(S::Response, Duration), Error> {
+        let started = Instant::now();
+        let hop = proxy.map(Proxy::authority);
         // `poll_ready` readied `inner` for the first call; a retry (Digest)
         // waits for readiness again.
         std::future::poll_fn(|cx| self.inner.poll_ready(cx))
@@ -186,8 +201,15 @@ where
     }
 
     /// An HTTP `CONNECT` tunnel, answering a Digest challenge once.
-    async fn tunnel(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
-        let (mut io, dialed) = self.dial(Some(proxy)).await?;
+    async fn tunnel(
+        &mut self,
+        proxy: &Proxy,
+        dialed: Option<(S::Response, Duration)>,
+    ) -> Result<Routed<S::Response>, Error> {
+        let (mut io, dialed) = match dialed {
+            Some(dialed) => dialed,
+            None => self.dial(Some(proxy)).await?,
+        };
         let started = Instant::now();
         let first = self.exchange(&mut io, proxy, None).await;
         let (io, established) = match first {
@@ -238,6 +260,189 @@ where
                 e.with_proxy(Some(proxy.authority()))
                     .with_target(&self.target)
             })?
+    }
+
+    /// A `CONNECT` tunnel over HTTP/2 (RFC 9113 §8.5): one stream of a
+    /// pooled connection to an `https://` proxy that selected `h2`. A proxy
+    /// that did not gets HTTP/1.1 `CONNECT` on the connection just dialed,
+    /// unless [`Http2Mode::Required`]. A Digest challenge is answered once,
+    /// on a new stream.
+    async fn h2_tunnel(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
+        let mut authorization = None;
+        let mut dialed = None;
+        loop {
+            let req = h2::connect_request(&self.target, proxy, authorization.as_ref());
+            let sent = match self.h2_send(proxy, req).await? {
+                H2Send::Sent(sent, fresh) => {
+                    dialed = fresh.or(dialed);
+                    sent
+                }
+                H2Send::Http1(io) => return self.tunnel(proxy, Some(io)).await,
+            };
+            let started = Instant::now();
+            match self.h2_exchange(proxy, sent).await {
+                Ok((io, lease, stream)) => {
+                    let connected = started.elapsed();
+                    tracing::debug!(elapsed = ?connected, stream, "proxy opened CONNECT stream");
+                    let mut info = ConnectionInfo::new(
+                        self.target.clone(),
+                        Route::H2Tunnel {
+                            proxy: proxy.authority().clone(),
+                            stream,
+                        },
+                    );
+                    info.timings.dial = dialed;
+                    info.timings.proxy_connect = Some(connected);
+                    info.h2_shared = Some(lease.shared());
+                    return Ok(Routed::h2(io, lease, info));
+                }
+                Err(err) => {
+                    let answer = match authorization {
+                        None => digest_answer(&err, proxy, &self.target)?,
+                        Some(_) => None,
+                    };
+                    match answer {
+                        Some(answer) => {
+                            tracing::debug!("answering the proxy's Digest challenge");
+                            authorization = Some(answer);
+                        }
+                        None => return Err(err),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `req` on a pooled HTTP/2 connection to `proxy`, opening one
+    /// when none has a free slot.
+    async fn h2_send(
+        &mut self,
+        proxy: &Proxy,
+        req: http::Request<http_body_util::Empty<bytes::Bytes>>,
+    ) -> Result<H2Send<S::Response>, Error> {
+        let pool = proxy.h2_pool();
+        let key = proxy.authority();
+        let req = match pool.send(key, req) {
+            Ok(sent) => return Ok(H2Send::Sent(sent, None)),
+            Err(req) => *req,
+        };
+        // A burst of tunnels waits for one connection to open rather than
+        // opening one each; a proxy known to answer without `h2` is
+        // dialed at once, as HTTP/1.1 tunnels need a connection each.
+        let opener = pool.opener(key);
+        let _opening = match pool.is_h1_only(key) && proxy.http2() == Http2Mode::Auto {
+            true => None,
+            false => Some(opener.lock().await),
+        };
+        let req = match pool.send(key, req) {
+            Ok(sent) => return Ok(H2Send::Sent(sent, None)),
+            Err(req) => *req,
+        };
+        let (io, dialed, is_h2) = self.dial_h2(proxy).await?;
+        if !is_h2 {
+            if proxy.http2() == Http2Mode::Required {
+                return Err(
+                    Error::new(ErrorKind::ProxyAlpnMismatch, Some(Phase::ProxyConnect))
+                        .with_proxy(Some(key))
+                        .with_target(&self.target)
+                        .with_detail("its Http2Mode is Required"),
+                );
+            }
+            pool.set_h1_only(key);
+            return Ok(H2Send::Http1((io, dialed)));
+        }
+        let send = self.h2_handshake(proxy, io).await?;
+        Ok(H2Send::Sent(pool.insert(key, send, req), Some(dialed)))
+    }
+
+    /// Dials `proxy` offering `h2`, and says whether it selected it.
+    async fn dial_h2(&mut self, proxy: &Proxy) -> Result<(S::Response, Duration, bool), Error> {
+        let (io, dialed) = self.dial_uri(Some(proxy), proxy.uri().clone()).await?;
+        let h2 = io.negotiated_h2();
+        Ok((io, dialed, h2))
+    }
+
+    async fn h2_handshake(
+        &mut self,
+        proxy: &Proxy,
+        io: S::Response,
+    ) -> Result<hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>, Error>
+    {
+        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io);
+        let (send, conn) = within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
+            .await
+            .map_err(|e| {
+                e.with_proxy(Some(proxy.authority()))
+                    .with_target(&self.target)
+            })?
+            .map_err(|e| {
+                Error::new(ErrorKind::Handshake, Some(Phase::ProxyConnect))
+                    .with_proxy(Some(proxy.authority()))
+                    .with_target(&self.target)
+                    .with_detail("HTTP/2 handshake with the proxy")
+                    .with_source(e)
+            })?;
+        let span = tracing::debug_span!("tower_tunnel::h2_proxy", proxy = %proxy.authority());
+        tokio::spawn(
+            async move {
+                match conn.await {
+                    Ok(()) => tracing::debug!("HTTP/2 proxy connection closed"),
+                    Err(e) => tracing::debug!(error = %e, "HTTP/2 proxy connection failed"),
+                }
+            }
+            .instrument(span),
+        );
+        Ok(send)
+    }
+
+    /// Awaits the proxy's answer on the stream, and the tunnel it opens.
+    async fn h2_exchange(
+        &mut self,
+        proxy: &Proxy,
+        sent: h2::Sent,
+    ) -> Result<(hyper::upgrade::Upgraded, h2::Lease, u32), Error> {
+        let h2::Sent {
+            conn,
+            stream,
+            lease,
+            response,
+        } = sent;
+        let target = &self.target;
+        let exchange = async {
+            let res = response.await.map_err(|e| {
+                // This connection takes no new tunnels; the next one opens
+                // a fresh connection.
+                proxy.h2_pool().evict(proxy.authority(), conn);
+                h2_error(e, proxy, target)
+            })?;
+            if !res.status().is_success() {
+                let kind = if res.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                    ErrorKind::ProxyAuthRequired
+                } else {
+                    ErrorKind::ProxyRefused
+                };
+                let (parts, _body) = res.into_parts();
+                return Err(Error::new(kind, Some(Phase::ProxyConnect))
+                    .with_proxy(Some(proxy.authority()))
+                    .with_target(target)
+                    .with_response(ProxyResponse {
+                        status: parts.status,
+                        reason: None,
+                        headers: parts.headers,
+                    }));
+            }
+            // RFC 9113 §8.5: after a 2xx, the stream's DATA frames are the
+            // tunnel.
+            hyper::upgrade::on(res)
+                .await
+                .map_err(|e| h2_error(e, proxy, target))
+        };
+        let io = within(self.config.connect_timeout, Phase::ProxyConnect, exchange)
+            .await
+            .map_err(|e| e.with_proxy(Some(proxy.authority())).with_target(target))??;
+        Ok((io, lease, stream))
     }
 
     /// A SOCKS5 or SOCKS4a tunnel.
@@ -298,6 +503,31 @@ where
         info.timings.proxy_connect = Some(started.elapsed());
         Ok(Routed::new(io, info, Vec::new(), 0))
     }
+}
+
+/// Where an HTTP/2 `CONNECT` went.
+enum H2Send<T> {
+    /// Sent on a pooled connection; the dial time when it was opened for it.
+    Sent(h2::Sent, Option<Duration>),
+    /// The proxy did not select `h2`: HTTP/1.1 on this connection.
+    Http1((T, Duration)),
+}
+
+/// A failed HTTP/2 stream or connection to the proxy.
+fn h2_error(e: hyper::Error, proxy: &Proxy, target: &Authority) -> Error {
+    let (kind, detail) = if e.is_closed() || e.is_canceled() {
+        (ErrorKind::ProxyClosed, "its HTTP/2 connection closed")
+    } else {
+        (
+            ErrorKind::Io,
+            "the HTTP/2 stream or connection failed (RST_STREAM or GOAWAY)",
+        )
+    };
+    Error::new(kind, Some(Phase::ProxyConnect))
+        .with_proxy(Some(proxy.authority()))
+        .with_target(target)
+        .with_detail(detail)
+        .with_source(e)
 }
 
 /// The Digest answer to a 407, when the proxy offers a challenge this

@@ -8,6 +8,8 @@
 //! - [`TestOrigin`]: an HTTPS server on `127.0.0.1` with a certificate from a test CA,
 //!   configurable ALPN, and counters that tell connections a `TestProxy` carried from
 //!   direct ones, so a test can prove a request did not bypass the proxy.
+//! - [`TestH2Proxy`]: an `https://` CONNECT proxy speaking HTTP/2 and HTTP/1.1, counting
+//!   connections and streams, for clients that share one proxy connection among tunnels.
 //! - [`client_config`], [`ca_pem`], [`tls_acceptor`] and friends: the same test CA and
 //!   certificate, for clients and for servers of your own (a tonic server, say).
 //!
@@ -52,10 +54,12 @@
 //! alone; the fixtures never panic on what they receive.
 
 mod certs;
+mod h2_proxy;
 mod origin;
 mod proxy;
 mod server;
 
 pub use certs::{ca_der, ca_pem, client_config, root_store, server_config, tls_acceptor};
+pub use h2_proxy::{TestH2Proxy, TestH2ProxyBuilder};
 pub use origin::{TestOrigin, TestOriginBuilder, HELLO_BODY};
 pub use proxy::{Fault, RecordedRequest, TestProxy, TestProxyBuilder};

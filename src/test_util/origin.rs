@@ -226,7 +226,10 @@ async fn serve(
     // forwarded request), and nothing reaches this socket before that answer, so once the
     // first byte is here the registry knows about this peer.
     let _ = stream.peek(&mut [0; 1]).await;
-    let via_proxy = server::take_proxied(peer);
+    let via_proxy = match stream.local_addr() {
+        Ok(local) => server::take_proxied(peer, local),
+        Err(_) => false,
+    };
     let counter = if via_proxy {
         &stats.proxied
     } else {

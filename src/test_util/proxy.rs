@@ -430,7 +430,7 @@ impl Target {
                 Ok(stream) => {
                     // Registered before the client hears back, and so before it can send
                     // anything the target would see.
-                    let guard = server::register_proxied(stream.local_addr()?);
+                    let guard = server::register_proxied(stream.local_addr()?, stream.peer_addr()?);
                     let _ = stream.set_nodelay(true);
                     return Ok((stream, guard));
                 }

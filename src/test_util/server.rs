@@ -1,8 +1,9 @@
 //! The accept loop shared by the fixtures, and the registry of connections a proxy made.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -47,34 +48,46 @@ where
     }))
 }
 
-/// Local addresses of the sockets test proxies opened towards their targets.
+/// The sockets test proxies opened towards their targets, keyed by the connection's
+/// address pair (the proxy's local address, the target's address), with the
+/// registration's number.
 ///
 /// A proxied connection's local address is the peer address the target sees, which is how
-/// [`TestOrigin`](super::TestOrigin) tells proxied connections from direct ones.
-static PROXIED: Mutex<BTreeSet<SocketAddr>> = Mutex::new(BTreeSet::new());
+/// [`TestOrigin`](super::TestOrigin) tells proxied connections from direct ones. The pair,
+/// not the port alone, is the key, and a guard removes only its own registration: a port
+/// that the system hands to a new connection while an old guard is still alive cannot be
+/// unregistered by that old guard.
+static PROXIED: Mutex<BTreeMap<(SocketAddr, SocketAddr), u64>> = Mutex::new(BTreeMap::new());
+static NEXT: AtomicU64 = AtomicU64::new(0);
 
-fn proxied() -> MutexGuard<'static, BTreeSet<SocketAddr>> {
+fn proxied() -> MutexGuard<'static, BTreeMap<(SocketAddr, SocketAddr), u64>> {
     PROXIED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Marks `local` as a proxy's outbound socket until the returned guard is dropped.
-pub(super) fn register_proxied(local: SocketAddr) -> ProxiedGuard {
-    proxied().insert(local);
-    ProxiedGuard(local)
+/// Marks the connection `local -> remote` as a proxy's outbound socket until the returned
+/// guard is dropped.
+pub(super) fn register_proxied(local: SocketAddr, remote: SocketAddr) -> ProxiedGuard {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    proxied().insert((local, remote), id);
+    ProxiedGuard((local, remote), id)
 }
 
-/// Whether `peer` is a proxy's outbound socket; forgets it, since each peer is asked once.
-pub(super) fn take_proxied(peer: SocketAddr) -> bool {
-    proxied().remove(&peer)
+/// Whether the connection from `peer` to `local` is a proxy's outbound socket; forgets it,
+/// since each connection is asked once.
+pub(super) fn take_proxied(peer: SocketAddr, local: SocketAddr) -> bool {
+    proxied().remove(&(peer, local)).is_some()
 }
 
-/// Removes a registration when the proxied connection ends, so a later direct connection
+/// Removes its registration when the proxied connection ends, so a later direct connection
 /// that reuses the port is not mistaken for a proxied one.
 #[derive(Debug)]
-pub(super) struct ProxiedGuard(SocketAddr);
+pub(super) struct ProxiedGuard((SocketAddr, SocketAddr), u64);
 
 impl Drop for ProxiedGuard {
     fn drop(&mut self) {
-        proxied().remove(&self.0);
+        let mut map = proxied();
+        if map.get(&self.0) == Some(&self.1) {
+            map.remove(&self.0);
+        }
     }
 }

@@ -17,8 +17,9 @@ use rustls::ClientConfig;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::HTTP11;
+use super::{H2, HTTP11};
 use crate::error::{BoxError, Error, ErrorKind, Phase};
+use crate::proxy::h2::HTTP1_ONLY_PATH;
 use crate::proxy::within;
 use crate::stage::Transport;
 
@@ -54,21 +55,40 @@ use crate::stage::Transport;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ProxyTlsLayer {
+    // ALPN `h2`, `http/1.1`: for proxies HTTP/2 may be spoken to.
     config: Arc<ClientConfig>,
+    // ALPN `http/1.1` only.
+    config_h1: Arc<ClientConfig>,
     handshake_timeout: Option<Duration>,
 }
 
 impl ProxyTlsLayer {
-    /// TLS to `https://` proxies with `config`, offering ALPN `http/1.1`.
+    /// TLS to `https://` proxies with `config`, offering ALPN `h2` and
+    /// `http/1.1`, or `http/1.1` alone to a proxy set to
+    /// [`Http2Mode::Never`](crate::proxy::Http2Mode::Never).
+    ///
+    /// The proxy's ALPN is its own: what the target is offered inside the
+    /// tunnel is [`TlsLayer`](crate::TlsLayer)'s configuration.
     pub fn new(config: Arc<ClientConfig>) -> Self {
-        let mut config = config;
-        // The proxy hop speaks HTTP/1.1 CONNECT, whatever the target
-        // negotiates inside the tunnel.
-        Arc::make_mut(&mut config).alpn_protocols = vec![HTTP11.to_vec()];
+        let mut h2 = config.clone();
+        Arc::make_mut(&mut h2).alpn_protocols = vec![H2.to_vec(), HTTP11.to_vec()];
+        let mut h1 = config;
+        Arc::make_mut(&mut h1).alpn_protocols = vec![HTTP11.to_vec()];
         ProxyTlsLayer {
-            config,
+            config: h2,
+            config_h1: h1,
             handshake_timeout: Some(crate::proxy::DEFAULT_TIMEOUT),
         }
+    }
+
+    /// Offers `h2` to proxies (the default), or `http/1.1` alone, so that
+    /// every proxy gets HTTP/1.1 `CONNECT` whatever its
+    /// [`Http2Mode`](crate::proxy::Http2Mode).
+    pub fn with_http2(mut self, enabled: bool) -> Self {
+        if !enabled {
+            self.config = self.config_h1.clone();
+        }
+        self
     }
 
     /// Limits the TLS handshake with the proxy (default 30 s).
@@ -85,6 +105,7 @@ impl<S> Layer<S> for ProxyTlsLayer {
         ProxyTls {
             inner,
             config: self.config.clone(),
+            config_h1: self.config_h1.clone(),
             handshake_timeout: self.handshake_timeout,
         }
     }
@@ -95,6 +116,7 @@ impl<S> Layer<S> for ProxyTlsLayer {
 pub struct ProxyTls<S> {
     inner: S,
     config: Arc<ClientConfig>,
+    config_h1: Arc<ClientConfig>,
     handshake_timeout: Option<Duration>,
 }
 
@@ -149,7 +171,11 @@ where
             }
         };
         let fut = self.inner.call(plain);
-        let config = self.config.clone();
+        let config = if dst.path() == HTTP1_ONLY_PATH {
+            self.config_h1.clone()
+        } else {
+            self.config.clone()
+        };
         let timeout = self.handshake_timeout;
         ProxyTlsFuture {
             inner: Box::pin(async move {
@@ -186,7 +212,21 @@ pub enum ProxyTlsStream<T> {
     Tls(Box<TokioIo<tokio_rustls::client::TlsStream<TokioIo<T>>>>),
 }
 
-impl<T> Transport for ProxyTlsStream<T> {}
+impl<T> Transport for ProxyTlsStream<T> {
+    fn negotiated_h2(&self) -> bool {
+        self.is_h2()
+    }
+}
+
+impl<T> ProxyTlsStream<T> {
+    /// Whether the proxy selected HTTP/2 by ALPN.
+    pub fn is_h2(&self) -> bool {
+        match self {
+            ProxyTlsStream::Plain(_) => false,
+            ProxyTlsStream::Tls(tls) => tls.inner().get_ref().1.alpn_protocol() == Some(H2),
+        }
+    }
+}
 
 impl<T> fmt::Debug for ProxyTlsStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

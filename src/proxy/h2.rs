@@ -1,0 +1,238 @@
+//! `CONNECT` over HTTP/2 (RFC 9113 §8.5): many tunnels, one stream each,
+//! over one TLS connection to an `https://` proxy.
+//!
+//! A pool per [`ProxyConnectLayer`](crate::ProxyConnectLayer) keeps the
+//! proxy connections, keyed by the proxy's authority. A connection takes new
+//! tunnels while fewer than [`MAX_STREAMS`] are open on it; hyper does not
+//! expose the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`, so the count is
+//! kept here, and each tunnel's [`Lease`] gives its slot back when the
+//! tunnel is dropped. A closed connection (the proxy went away, or sent
+//! `GOAWAY`) is removed, and the next tunnel opens a fresh one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{HeaderValue, Method, Request, Response, Uri};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+
+use super::Proxy;
+
+/// The dial path `ProxyConnect` asks for when the proxy must not be offered
+/// `h2`: the proxy-TLS layer then offers `http/1.1` alone.
+pub(crate) const HTTP1_ONLY_PATH: &str = "/.tower-tunnel/http1";
+
+/// Tunnels per proxy connection. RFC 9113 §6.5.2 recommends a limit of at
+/// least 100 concurrent streams, and nghttpx, squid's peers and most
+/// proxies advertise 100; past this a new connection is opened.
+pub(crate) const MAX_STREAMS: usize = 100;
+
+type Sender = SendRequest<Empty<Bytes>>;
+type ResponseFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<Response<Incoming>>> + Send>>;
+
+/// The HTTP/2 connections to proxies, shared by every clone of a
+/// `ProxyConnect`.
+#[derive(Clone, Default)]
+pub(crate) struct Pool {
+    inner: Arc<Mutex<HashMap<Authority, Slot>>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let map = self.lock();
+        f.debug_map()
+            .entries(map.iter().map(|(k, v)| (k, v.conns.len())))
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    conns: Vec<Conn>,
+    // Held while a new connection is dialed, so that a burst of tunnels
+    // shares one connection instead of racing to open one each.
+    opening: Arc<tokio::sync::Mutex<()>>,
+    // The proxy last answered ALPN without `h2`: dial without queueing.
+    h1_only: bool,
+}
+
+struct Conn {
+    id: u64,
+    send: Sender,
+    in_flight: Arc<AtomicUsize>,
+    opened: Arc<AtomicU32>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// One tunnel's claim on a slot of its proxy connection: dropping it frees
+/// the slot.
+pub(crate) struct Lease {
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Lease {
+    /// How many tunnels are open on the connection right now.
+    pub(crate) fn shared(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("shared", &self.in_flight.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A `CONNECT` sent on a pooled connection.
+pub(crate) struct Sent {
+    pub(crate) conn: u64,
+    pub(crate) stream: u32,
+    pub(crate) lease: Lease,
+    pub(crate) response: ResponseFuture,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Authority, Slot>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `req` on a live connection to `proxy` with a free slot, if
+    /// there is one.
+    pub(crate) fn send(
+        &self,
+        proxy: &Authority,
+        req: Request<Empty<Bytes>>,
+    ) -> Result<Sent, Box<Request<Empty<Bytes>>>> {
+        let mut map = self.lock();
+        let Some(slot) = map.get_mut(proxy) else {
+            return Err(Box::new(req));
+        };
+        slot.conns.retain(|c| !c.send.is_closed());
+        let Some(conn) = slot
+            .conns
+            .iter_mut()
+            .find(|c| c.in_flight.load(Ordering::Acquire) < MAX_STREAMS)
+        else {
+            return Err(Box::new(req));
+        };
+        Ok(Self::send_on(conn, req))
+    }
+
+    fn send_on(conn: &mut Conn, req: Request<Empty<Bytes>>) -> Sent {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        // Sent under the pool lock, so requests reach the connection in the
+        // order of `opened`, and client streams are numbered 1, 3, 5, ...
+        // (RFC 9113 §5.1.1) in that order.
+        let n = conn.opened.fetch_add(1, Ordering::AcqRel);
+        let response = Box::pin(conn.send.send_request(req));
+        Sent {
+            conn: conn.id,
+            stream: n.saturating_mul(2).saturating_add(1),
+            lease: Lease {
+                in_flight: conn.in_flight.clone(),
+            },
+            response,
+        }
+    }
+
+    /// Adds a new connection to `proxy` and sends `req` on it.
+    pub(crate) fn insert(
+        &self,
+        proxy: &Authority,
+        send: Sender,
+        req: Request<Empty<Bytes>>,
+    ) -> Sent {
+        let mut map = self.lock();
+        let slot = map.entry(proxy.clone()).or_default();
+        slot.h1_only = false;
+        slot.conns.retain(|c| !c.send.is_closed());
+        slot.conns.push(Conn {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            send,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            opened: Arc::new(AtomicU32::new(0)),
+        });
+        let last = slot.conns.len() - 1;
+        Self::send_on(&mut slot.conns[last], req)
+    }
+
+    /// Forgets connection `id`: it failed, so no new tunnel may use it.
+    pub(crate) fn evict(&self, proxy: &Authority, id: u64) {
+        if let Some(slot) = self.lock().get_mut(proxy) {
+            slot.conns.retain(|c| c.id != id);
+        }
+    }
+
+    /// The lock held while a new connection to `proxy` is opened.
+    pub(crate) fn opener(&self, proxy: &Authority) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock()
+            .entry(proxy.clone())
+            .or_default()
+            .opening
+            .clone()
+    }
+
+    /// Whether `proxy` last answered without `h2`.
+    pub(crate) fn is_h1_only(&self, proxy: &Authority) -> bool {
+        self.lock().get(proxy).is_some_and(|s| s.h1_only)
+    }
+
+    pub(crate) fn set_h1_only(&self, proxy: &Authority) {
+        self.lock().entry(proxy.clone()).or_default().h1_only = true;
+    }
+}
+
+/// The `CONNECT` request for `target` (RFC 9113 §8.5: `:method` and
+/// `:authority` only, no `:scheme` or `:path`), with the proxy's
+/// credentials and extra headers.
+pub(crate) fn connect_request(
+    target: &Authority,
+    proxy: &Proxy,
+    authorization: Option<&HeaderValue>,
+) -> Request<Empty<Bytes>> {
+    let mut req = Request::new(Empty::new());
+    *req.method_mut() = Method::CONNECT;
+    *req.uri_mut() = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_str().as_bytes()))
+        .unwrap_or_default();
+    *req.version_mut() = http::Version::HTTP_2;
+    let headers = req.headers_mut();
+    if let Some(auth) = authorization.or(proxy.authorization()) {
+        headers.insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+    }
+    for (name, value) in proxy.headers() {
+        headers.append(name, value.clone());
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_request_is_authority_form() {
+        let proxy = Proxy::new("https://u:p@127.0.0.1:8443").unwrap();
+        let target: Authority = "example.com:443".parse().unwrap();
+        let req = connect_request(&target, &proxy, None);
+        assert_eq!(req.method(), Method::CONNECT);
+        assert_eq!(req.uri().authority(), Some(&target));
+        assert!(req.uri().scheme().is_none());
+        assert_eq!(req.uri().path_and_query(), None);
+        assert!(req.headers()[http::header::PROXY_AUTHORIZATION].is_sensitive());
+    }
+}
