@@ -230,3 +230,43 @@ async fn a_dropped_proxy_connection_fails_its_tunnels_and_the_next_connect_reope
         Route::H2Tunnel { stream: 1, .. }
     ));
 }
+
+/// Flow control per stream: a tunnel whose reader has stopped (a 64 MiB
+/// body left unread) fills its own stream window, and the other tunnels on
+/// the same proxy connection carry on.
+#[tokio::test]
+async fn a_stalled_tunnel_does_not_stall_the_others() {
+    let proxy = TestH2Proxy::start().await.unwrap();
+    let origin = TestOrigin::start().await.unwrap();
+    let connect = stack(
+        Proxy::new(&proxy.url())
+            .unwrap()
+            .with_http2(Http2Mode::Required),
+    );
+
+    let mut stalled = connect.clone().oneshot(target(&origin)).await.unwrap();
+    let req = Request::get("/bytes/67108864").body(Body::new()).unwrap();
+    let res = stalled.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Hold the body without reading it: its stream window fills and stays full.
+    let _unread = res.into_body();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let run = async {
+        for _ in 0..20 {
+            let mut conn = connect.clone().oneshot(target(&origin)).await.unwrap();
+            assert_eq!(get(&mut conn).await, 200);
+            let req = Request::get("/bytes/1048576").body(Body::new()).unwrap();
+            let body = conn.send_request(req).await.unwrap().into_body();
+            assert_eq!(body.collect().await.unwrap().to_bytes().len(), 1 << 20);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("a stalled tunnel stalled the proxy connection");
+    assert_eq!(
+        proxy.h2_connections(),
+        1,
+        "all tunnels shared one connection"
+    );
+}
