@@ -36,6 +36,12 @@ use crate::stage::Transport;
 /// Its stream is a [`Transport`], never a routed stream, so it cannot stand
 /// in for [`TlsLayer`](crate::TlsLayer), nor `TlsLayer` for it.
 ///
+/// Turn Nagle's algorithm off on the base connector
+/// (`HttpConnector::set_nodelay(true)`, as in the example): the client's
+/// TLS Finished and the `CONNECT` go out as two small writes, and with
+/// Nagle and the proxy's delayed ACK the second waits about 40 ms
+/// (measured: 45.5 ms against 1.7 ms per fresh tunnel on loopback).
+///
 /// # Example
 ///
 /// ```
@@ -45,12 +51,14 @@ use crate::stage::Transport;
 /// use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, ProxyTlsLayer, TlsLayer};
 ///
 /// # fn doc(target_roots: Arc<rustls::ClientConfig>, proxy_roots: Arc<rustls::ClientConfig>) -> Result<(), tower_tunnel::Error> {
+/// let mut http = HttpConnector::new();
+/// http.set_nodelay(true);
 /// let connect = ServiceBuilder::new()
 ///     .layer(AlpnDispatchLayer::<http_body_util::Empty<bytes::Bytes>>::new())
 ///     .layer(TlsLayer::new(target_roots))
 ///     .layer(ProxyConnectLayer::new(Proxy::new("https://proxy.corp:443")?))
 ///     .layer(ProxyTlsLayer::new(proxy_roots))
-///     .service(HttpConnector::new());
+///     .service(http);
 /// # let _ = connect; Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
