@@ -38,10 +38,10 @@ use rustls::{ClientConfig, HandshakeKind, RootCertStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::{service_fn, Layer, Service, ServiceBuilder, ServiceExt};
-use tower_tunnel::test_util::{TestOrigin, TestProxy};
+use tower_tunnel::test_util::{TestH2Proxy, TestOrigin, TestProxy};
 use tower_tunnel::{
-    AlpnDispatch, AlpnDispatchLayer, HttpConnection, Proxy, ProxyConnect, ProxyConnectLayer,
-    TlsConnect, TlsLayer,
+    AlpnDispatch, AlpnDispatchLayer, Http2Mode, HttpConnection, Proxy, ProxyConnect,
+    ProxyConnectLayer, ProxyTls, ProxyTlsLayer, TlsConnect, TlsLayer,
 };
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -182,6 +182,8 @@ struct Args {
     idle: usize,
     rounds: usize,
     warmup: usize,
+    /// The https:// proxy comparison through `TestH2Proxy` instead of the bench's own.
+    fixture_h2_proxy: bool,
 }
 
 fn parse_args() -> Args {
@@ -191,6 +193,7 @@ fn parse_args() -> Args {
         idle: 1000,
         rounds: 3,
         warmup: 20,
+        fixture_h2_proxy: false,
     };
     let mut it = std::env::args().skip(1);
     let mut n = None;
@@ -214,9 +217,10 @@ fn parse_args() -> Args {
                 args.rounds = 1;
                 args.warmup = 5;
             }
+            "--fixture-h2-proxy" => args.fixture_h2_proxy = true,
             "--bench" => {} // passed by `cargo bench`-style harnesses
             other => panic!(
-                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick]"
+                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick] [--fixture-h2-proxy]"
             ),
         }
     }
@@ -229,7 +233,91 @@ fn parse_args() -> Args {
 // ---------------------------------------------------------------------------------------
 // The fixtures, in a child process
 
-fn serve() -> Result<()> {
+/// Counters of an https:// CONNECT proxy: TLS connections, those that spoke h2, CONNECTs.
+#[derive(Default)]
+struct H2ProxyCounters {
+    connections: AtomicU64,
+    h2_connections: AtomicU64,
+    streams: AtomicU64,
+}
+
+/// The bench's own https:// CONNECT proxy (ALPN h2 and http/1.1), the same as
+/// `TestH2Proxy` (same certificate, same hyper server builders, same CONNECT handling)
+/// except that its sockets towards the target have `TCP_NODELAY` set, as `TestProxy`'s do.
+/// `TestH2Proxy` leaves Nagle on there, and the target's delayed ACK then holds every
+/// tunnel's setup for about 40 ms (`--fixture-h2-proxy` shows it).
+async fn start_bench_h2_proxy() -> Result<(String, Arc<H2ProxyCounters>)> {
+    use hyper::server::conn::{http1 as sh1, http2 as sh2};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("https://{}", listener.local_addr()?);
+    let acceptor = tower_tunnel::test_util::tls_acceptor(vec![H2.to_vec(), HTTP11.to_vec()]);
+    let counters = Arc::new(H2ProxyCounters::default());
+    let c = Arc::clone(&counters);
+    tokio::spawn(async move {
+        // Ends with the child process.
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, c) = (acceptor.clone(), Arc::clone(&c));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                c.connections.fetch_add(1, Relaxed);
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(H2);
+                let sc = Arc::clone(&c);
+                let svc = hyper::service::service_fn(move |req| {
+                    sc.streams.fetch_add(1, Relaxed);
+                    bench_proxy_connect(req)
+                });
+                let io = TokioIo::new(tls);
+                if h2 {
+                    c.h2_connections.fetch_add(1, Relaxed);
+                    let _ = sh2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(100_000)
+                        .serve_connection(io, svc)
+                        .await;
+                } else {
+                    let _ = sh1::Builder::new()
+                        .serve_connection(io, svc)
+                        .with_upgrades()
+                        .await;
+                }
+            });
+        }
+    });
+    Ok((url, counters))
+}
+
+async fn bench_proxy_connect(
+    mut req: Request<Incoming>,
+) -> Result<http::Response<Body>, std::convert::Infallible> {
+    let status = |code: http::StatusCode| {
+        let mut res = http::Response::new(Body::new());
+        *res.status_mut() = code;
+        Ok(res)
+    };
+    let Some(port) = req.uri().authority().and_then(|a| a.port_u16()) else {
+        return status(http::StatusCode::BAD_REQUEST);
+    };
+    if req.method() != http::Method::CONNECT {
+        return status(http::StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let Ok(upstream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return status(http::StatusCode::BAD_GATEWAY);
+    };
+    let _ = upstream.set_nodelay(true);
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
+            return;
+        };
+        let mut upgraded = TokioIo::new(upgraded);
+        let mut upstream = upstream;
+        let _ = tokio::io::copy_bidirectional(&mut upgraded, &mut upstream).await;
+    });
+    status(http::StatusCode::OK)
+}
+
+fn serve(fixture_h2_proxy: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -237,9 +325,34 @@ fn serve() -> Result<()> {
     rt.block_on(async {
         let proxy = TestProxy::start().await?;
         let origin = TestOrigin::start().await?;
+        // The https:// proxy for the HTTP/2-to-the-proxy comparison; it serves ALPN h2 and
+        // http/1.1. Its stream limit is raised so that every idle tunnel of the memory probe
+        // fits on one connection (the default, 200, would open a connection per 200).
+        let h2_proxy = TestH2Proxy::builder()
+            .max_concurrent_streams(100_000)
+            .start()
+            .await?;
+        let (bench_url, bench_counters) = start_bench_h2_proxy().await?;
+        let h2_url = match fixture_h2_proxy {
+            true => h2_proxy.url(),
+            false => bench_url,
+        };
+        let h2_stats = || match fixture_h2_proxy {
+            true => [
+                h2_proxy.connections() as u64,
+                h2_proxy.h2_connections() as u64,
+                h2_proxy.streams() as u64,
+            ],
+            false => [
+                bench_counters.connections.load(Relaxed),
+                bench_counters.h2_connections.load(Relaxed),
+                bench_counters.streams.load(Relaxed),
+            ],
+        };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", proxy.url())?;
         writeln!(out, "{}", origin.https_url())?;
+        writeln!(out, "{h2_url}")?;
         writeln!(out, "{}", origin.ca_pem().trim_end())?;
         writeln!(out, "END")?;
         out.flush()?;
@@ -253,14 +366,18 @@ fn serve() -> Result<()> {
             match line {
                 (0, _) => return Ok(()),
                 (_, cmd) if cmd.trim() == "stats" => {
+                    let h2s = h2_stats();
                     let mut out = std::io::stdout().lock();
                     writeln!(
                         out,
-                        "{} {} {} {}",
+                        "{} {} {} {} {} {} {}",
                         proxy.connections(),
                         origin.connections(),
                         origin.tls_handshakes(),
-                        origin.resumed_handshakes()
+                        origin.resumed_handshakes(),
+                        h2s[0],
+                        h2s[1],
+                        h2s[2]
                     )?;
                     out.flush()?;
                 }
@@ -278,10 +395,17 @@ struct Env {
     origin_url: String,
     authority: String,
     ca_pem: String,
+    /// `https://127.0.0.1:PORT` of the `TestH2Proxy` (ALPN h2 and http/1.1).
+    h2_proxy_url: String,
 }
 
 impl Env {
-    fn new(proxy_url: String, origin_url: String, ca_pem: String) -> Result<Env> {
+    fn new(
+        proxy_url: String,
+        origin_url: String,
+        ca_pem: String,
+        h2_proxy_url: String,
+    ) -> Result<Env> {
         let proxy_addr = proxy_url.trim_start_matches("http://").parse()?;
         let authority = origin_url.trim_start_matches("https://").to_owned();
         Ok(Env {
@@ -290,6 +414,7 @@ impl Env {
             origin_url,
             authority,
             ca_pem,
+            h2_proxy_url,
         })
     }
 
@@ -298,6 +423,7 @@ impl Env {
             std::env::var("BENCH_PROXY")?,
             std::env::var("BENCH_ORIGIN")?,
             std::env::var("BENCH_CA")?,
+            std::env::var("BENCH_H2_PROXY")?,
         )
     }
 }
@@ -309,14 +435,16 @@ struct Server {
 }
 
 /// Counters of the fixtures: proxy connections, origin connections, TLS handshakes,
-/// resumed handshakes.
+/// resumed handshakes; then the https:// proxy's TLS connections, those that spoke h2, and
+/// CONNECT requests (streams or HTTP/1.1 requests).
 #[derive(Clone, Copy, Debug, Default)]
-struct Stats([u64; 4]);
+struct Stats([u64; 7]);
 
 impl Server {
-    fn start() -> Result<(Server, Env)> {
+    fn start(fixture_h2_proxy: bool) -> Result<(Server, Env)> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("--serve")
+            .args(fixture_h2_proxy.then_some("fixture"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -329,6 +457,7 @@ impl Server {
         };
         let proxy_url = line()?;
         let origin_url = line()?;
+        let h2_proxy_url = line()?;
         let mut ca_pem = String::new();
         loop {
             let l = line()?;
@@ -338,7 +467,7 @@ impl Server {
             ca_pem.push_str(&l);
             ca_pem.push('\n');
         }
-        let env = Env::new(proxy_url, origin_url, ca_pem)?;
+        let env = Env::new(proxy_url, origin_url, ca_pem, h2_proxy_url)?;
         Ok((
             Server {
                 child,
@@ -354,7 +483,7 @@ impl Server {
         self.stdin.flush()?;
         let mut s = String::new();
         self.stdout.read_line(&mut s)?;
-        let mut v = [0u64; 4];
+        let mut v = [0u64; 7];
         for (slot, word) in v.iter_mut().zip(s.split_whitespace()) {
             *slot = word.parse()?;
         }
@@ -649,11 +778,88 @@ impl Ours {
     }
 }
 
+type ViaHttpsStack = AlpnDispatch<TlsConnect<ProxyConnect<ProxyTls<HttpConnector>>>, Body>;
+
+/// This crate's stack through the `https://` `TestH2Proxy` (issue 8): `ProxyTlsLayer` below
+/// `ProxyConnectLayer`. With `Http2Mode::Required` every tunnel is a CONNECT stream on one
+/// pooled HTTP/2 connection to the proxy; with `Http2Mode::Never` every tunnel dials the
+/// proxy afresh (TCP + TLS offering http/1.1 only) and sends an HTTP/1.1 CONNECT.
+struct ViaHttps {
+    stack: ViaHttpsStack,
+    /// A tunnel kept open so that the pooled HTTP/2 proxy connection stays.
+    keep: Option<HttpConnection<Body>>,
+}
+
+impl ViaHttps {
+    fn new(env: &Env, proxy_h2: bool, proto: Proto) -> Result<ViaHttps> {
+        let tls = TlsLayer::new(Arc::new(client_config(&env.ca_pem, Vec::new())?));
+        let tls = match proto {
+            Proto::H2 => tls,
+            Proto::H1 => tls.with_http1_only(),
+        };
+        let mode = if proxy_h2 {
+            Http2Mode::Required
+        } else {
+            Http2Mode::Never
+        };
+        let proxy = Proxy::new(&env.h2_proxy_url)?.with_http2(mode);
+        // Its own configuration (and session cache) for the proxy hop; ProxyTlsLayer sets
+        // the proxy's ALPN itself.
+        let proxy_tls = ProxyTlsLayer::new(Arc::new(client_config(&env.ca_pem, Vec::new())?));
+        let stack = ServiceBuilder::new()
+            .layer(AlpnDispatchLayer::new())
+            .layer(tls)
+            .layer(ProxyConnectLayer::new(proxy))
+            .layer(proxy_tls)
+            .service({
+                // TCP_NODELAY to the proxy: without it the TLS-in-TLS writes meet Nagle and
+                // the proxy's delayed ACK, about 40 ms per fresh HTTP/1.1 tunnel (measured
+                // 45 ms vs 1.7 ms) and about 1 ms per h2 tunnel. See BENCHMARKS.md.
+                let mut http = HttpConnector::new();
+                http.set_nodelay(true);
+                http
+            });
+        Ok(ViaHttps { stack, keep: None })
+    }
+
+    async fn connect(&mut self, url: &Uri) -> Result<HttpConnection<Body>> {
+        Ok(self.stack.ready().await?.call(url.clone()).await?)
+    }
+
+    /// Opens one tunnel, does a GET on it and keeps it, so the proxy connection exists
+    /// (and, over HTTP/2, stays pooled) before anything is measured.
+    async fn warm(&mut self, t: &Target) -> Result<()> {
+        let mut conn = self.connect(&t.url).await?;
+        let res = conn
+            .send_request(Request::get("/bytes/1024").body(Body::new())?)
+            .await?;
+        drain(res.into_body()).await?;
+        self.keep = Some(conn);
+        Ok(())
+    }
+}
+
 enum Client {
     Ours(Ours),
     Floor(Floor),
-    HyperUtil(HyperUtil),
+    HyperUtil(Box<HyperUtil>),
     Reqwest(reqwest::Client),
+    /// Kinds 4 (over an existing h2 proxy connection) and 5 (fresh HTTP/1.1 CONNECT over
+    /// TLS), through the https:// proxy.
+    ViaHttps(Box<ViaHttps>),
+}
+
+/// Names of kinds 4 and 5 (the https:// proxy comparison).
+const VIA_NAMES: [&str; 2] = [
+    "tower-tunnel, tunnel over an existing HTTP/2 proxy connection (Http2Mode::Required)",
+    "tower-tunnel, fresh HTTP/1.1 CONNECT over TLS to the proxy (Http2Mode::Never)",
+];
+
+fn kind_name(kind: usize) -> &'static str {
+    match kind {
+        0..=3 => NAMES[kind],
+        k => VIA_NAMES[k - 4],
+    }
 }
 
 const NAMES: [&str; 4] = [
@@ -682,8 +888,10 @@ impl Client {
         Ok(match kind {
             0 => Client::Ours(Ours::new(env, proto)?),
             1 => Client::Floor(Floor::new(env, proto)?),
-            2 => Client::HyperUtil(HyperUtil::new(env, proto)?),
+            2 => Client::HyperUtil(Box::new(HyperUtil::new(env, proto)?)),
             3 => Client::Reqwest(reqwest_client(env, proto, false)?),
+            4 => Client::ViaHttps(Box::new(ViaHttps::new(env, true, proto)?)),
+            5 => Client::ViaHttps(Box::new(ViaHttps::new(env, false, proto)?)),
             _ => unreachable!(),
         })
     }
@@ -752,6 +960,15 @@ async fn run(
             let (mut conn, resumed) = hu.connect(&t.url).await?;
             let n = conn.get(path, h2_uri, &t.authority).await?;
             (n, Some(resumed), Some(Open::Hyper(conn)))
+        }
+        Client::ViaHttps(via) => {
+            let mut conn = via.connect(&t.url).await?;
+            let res = conn
+                .send_request(Request::get(path).body(Body::new())?)
+                .await?;
+            let n = drain(res.into_body()).await?;
+            let resumed = conn.info().is_resumed();
+            (n, Some(resumed), Some(Open::Ours(conn)))
         }
         Client::Reqwest(client) => {
             let mut res = client.get(h2_uri.to_string()).send().await?;
@@ -883,6 +1100,11 @@ fn idle_probe(kind: usize, proto: Proto, count: usize) -> Result<()> {
             3 => Client::Reqwest(reqwest_client(&env, proto, true)?),
             k => Client::new(k, &env, proto)?,
         };
+        // Over HTTP/2 to the proxy: one tunnel stays open through the probe, so the pooled
+        // proxy connection is in the baseline and the figure is the cost of one more tunnel.
+        if let (4, Client::ViaHttps(via)) = (kind, &mut client) {
+            via.warm(&t).await?;
+        }
         // Warm up: lazy statics, the session cache, the runtime's buffers.
         for _ in 0..3 {
             drop(run(&mut client, &t, "/bytes/1024", &h2_uri).await?);
@@ -940,14 +1162,30 @@ fn run_idle_probe(
         .env("BENCH_PROXY", &env.proxy_url)
         .env("BENCH_ORIGIN", &env.origin_url)
         .env("BENCH_CA", &env.ca_pem)
+        .env("BENCH_H2_PROXY", &env.h2_proxy_url)
         .stderr(Stdio::inherit())
         .output()?;
     if !out.status.success() {
-        return Err(format!("idle probe {} {} failed", NAMES[kind], proto.name()).into());
+        return Err(format!("idle probe {} {} failed", kind_name(kind), proto.name()).into());
     }
     let after = server.stats()?;
-    // Connections the proxy accepted during the probe, less the 3 warm-up ones.
-    let conns = (after.0[0] - before.0[0]).saturating_sub(3).max(1) as f64;
+    // Connections the proxy accepted during the probe, less the 3 warm-up ones; through the
+    // https:// proxy, the CONNECTs it took (tunnels), less the warm-up ones (and the kept one).
+    let conns = match kind {
+        0..=3 => (after.0[0] - before.0[0]).saturating_sub(3),
+        4 => (after.0[6] - before.0[6]).saturating_sub(4),
+        _ => (after.0[6] - before.0[6]).saturating_sub(3),
+    }
+    .max(1) as f64;
+    if kind >= 4 {
+        eprintln!(
+            "  {} {}: {conns} idle tunnels, {} TLS connection(s) to the proxy in the process ({} h2)",
+            kind_name(kind),
+            proto.name(),
+            after.0[4] - before.0[4],
+            after.0[5] - before.0[5]
+        );
+    }
     let text = String::from_utf8(out.stdout)?;
     let v: Vec<f64> = text
         .split_whitespace()
@@ -959,7 +1197,7 @@ fn run_idle_probe(
     if (conns - count as f64).abs() > count as f64 * 0.02 {
         eprintln!(
             "  note: {} {} made {conns} connections for {count} requests",
-            NAMES[kind],
+            kind_name(kind),
             proto.name()
         );
     }
@@ -972,7 +1210,7 @@ fn run_idle_probe(
 fn main() -> Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
-        Some("--serve") => return serve(),
+        Some("--serve") => return serve(argv.get(2).map(String::as_str) == Some("fixture")),
         Some("--idle-probe") => {
             let kind: usize = argv.get(2).ok_or("client")?.parse()?;
             let proto = Proto::parse(argv.get(3).ok_or("proto")?)?;
@@ -982,19 +1220,19 @@ fn main() -> Result<()> {
         _ => {}
     }
     if argv.get(1).map(String::as_str) == Some("--trace-allocs") {
-        let (_server, env) = Server::start()?;
+        let (_server, env) = Server::start(false)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         return rt.block_on(trace_allocs(&env));
     }
     let args = parse_args();
-    let (mut server, env) = Server::start()?;
+    print_machine();
+    let (mut server, env) = Server::start(args.fixture_h2_proxy)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let rows = rt.block_on(measure(&args, &env, &mut server))?;
-    let mut rows = rows;
+    let (mut rows, mut via_rows) = rt.block_on(measure(&args, &env, &mut server))?;
 
     eprintln!(
         "idle memory: {} connections per (client, protocol), one process each",
@@ -1010,11 +1248,25 @@ fn main() -> Result<()> {
             row.heap[pi] = Some(heap);
         }
     }
+    eprintln!(
+        "idle memory through the https:// proxy: {} tunnels per (route, target protocol), one process each",
+        args.idle
+    );
+    for (i, row) in via_rows.iter_mut().enumerate() {
+        for (pi, proto) in [Proto::H2, Proto::H1].into_iter().enumerate() {
+            let (rss, heap) = run_idle_probe(&env, &mut server, 4 + i, proto, args.idle)?;
+            row.rss[pi] = Some(rss);
+            row.heap[pi] = Some(heap);
+        }
+    }
     print_table(&args, &rows);
+    print_via_table(&args, &via_rows);
+    println!();
+    println!("load average at end: {}", loadavg());
     Ok(())
 }
 
-async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<Vec<Row>> {
+async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<(Vec<Row>, Vec<Row>)> {
     let t = Target::new(env)?;
     let setup_path = "/bytes/1024";
     let setup_uri = t.h2_uri(setup_path)?;
@@ -1102,6 +1354,8 @@ async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<Vec<Row>
         }
     }
 
+    let via_rows = measure_via_https(args, env, server, &t, setup_path, &setup_uri).await?;
+
     // -- Phases: allocations and time per phase, three clients that can be split ---------
     let k = args.n.min(200);
     eprintln!("phases: {k} connections per client and protocol");
@@ -1185,6 +1439,102 @@ async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<Vec<Row>
     }
 
     print_phases(&phase_rows);
+    Ok((rows, via_rows))
+}
+
+/// Issue 8 item 5: a tunnel over an existing HTTP/2 connection to the https:// proxy
+/// against a fresh HTTP/1.1 CONNECT over TLS to the same proxy, each then target TLS + HTTP
+/// handshake + GET /bytes/1024. Four (route, target protocol) pairs rotate connection by
+/// connection, as in the main setup run. Rows: [0] over h2, [1] fresh HTTP/1.1.
+async fn measure_via_https(
+    args: &Args,
+    env: &Env,
+    server: &mut Server,
+    t: &Target,
+    path: &str,
+    uri: &Uri,
+) -> Result<Vec<Row>> {
+    let protos = [Proto::H2, Proto::H1];
+    let mut clients: Vec<(usize, Proto, Client)> = Vec::new();
+    for proto in protos {
+        for kind in [4, 5] {
+            clients.push((kind, proto, Client::new(kind, env, proto)?));
+        }
+    }
+    // The HTTP/2 clients open their proxy connection now and keep one tunnel on it.
+    for (kind, _, client) in &mut clients {
+        if let (4, Client::ViaHttps(via)) = (*kind, client) {
+            via.warm(t).await?;
+        }
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(args.n); clients.len()];
+    let mut alloc_sum = vec![0u64; clients.len()];
+    let mut resumed = vec![0usize; clients.len()];
+    let mut h2_routes = vec![0usize; clients.len()];
+    let mut max_shared = vec![0usize; clients.len()];
+    eprintln!(
+        "https:// proxy: {} warm-up + {} tunnels per (route, target protocol), rotating through {} pairs",
+        args.warmup,
+        args.n,
+        clients.len()
+    );
+    let s0 = server.stats()?;
+    let started = Instant::now();
+    for i in 0..args.warmup + args.n {
+        for k in 0..clients.len() {
+            let c = (i + k) % clients.len();
+            let (_, _, client) = &mut clients[c];
+            let (s, open) = run(client, t, path, uri).await?;
+            if let Some(Open::Ours(conn)) = &open {
+                h2_routes[c] += usize::from(conn.info().route().is_h2_tunnel());
+                max_shared[c] = max_shared[c].max(conn.info().shared_tunnels().unwrap_or(0));
+            }
+            drop(open);
+            settle().await;
+            if s.bytes != 1024 {
+                return Err(format!("short body: {}", s.bytes).into());
+            }
+            if i >= args.warmup {
+                times[c].push(s.total);
+                alloc_sum[c] += s.allocs;
+                resumed[c] += usize::from(s.resumed == Some(true));
+            }
+        }
+    }
+    let s1 = server.stats()?;
+    let per = args.warmup + args.n;
+    eprintln!(
+        "  {:.1} s; the proxy accepted {} TLS connections ({} h2) and {} CONNECTs for {} tunnels ({} fresh HTTP/1.1 expected, 0 for the h2 route)",
+        started.elapsed().as_secs_f64(),
+        s1.0[4] - s0.0[4],
+        s1.0[5] - s0.0[5],
+        s1.0[6] - s0.0[6],
+        per * clients.len(),
+        per * 2
+    );
+    let mut rows = vec![Row::default(); 2];
+    for (c, (kind, proto, _)) in clients.iter().enumerate() {
+        let pi = protos.iter().position(|p| p == proto).unwrap_or(0);
+        eprintln!(
+            "  {} target {}: {} of {per} tunnels were h2 streams, at most {} tunnels shared the proxy connection",
+            kind_name(*kind),
+            proto.name(),
+            h2_routes[c],
+            max_shared[c]
+        );
+        let row = &mut rows[kind - 4];
+        row.setup_med[pi] = Some(median(&mut times[c]));
+        row.setup_p99[pi] = Some(p99(&mut times[c]));
+        row.allocs[pi] = Some(alloc_sum[c] as f64 / args.n as f64);
+        row.resumed[pi] = Some(resumed[c] as f64 / args.n as f64);
+    }
+    println!(
+        "https:// proxy run: proxy TLS connections {} ({} h2), CONNECTs {}, for {} tunnels",
+        s1.0[4] - s0.0[4],
+        s1.0[5] - s0.0[5],
+        s1.0[6] - s0.0[6],
+        per * clients.len()
+    );
     Ok(rows)
 }
 
@@ -1253,7 +1603,10 @@ async fn trace_allocs(env: &Env) -> Result<()> {
     Ok(())
 }
 
-fn print_phases(rows: &[(Proto, usize, Vec<(Duration, f64)>)]) {
+/// One client's per-phase figures: protocol, client index, (time, allocations) per phase.
+type PhaseRow = (Proto, usize, Vec<(Duration, f64)>);
+
+fn print_phases(rows: &[PhaseRow]) {
     println!();
     println!("Per phase (median time, mean allocations), split by handing each layer the stream the one below made:");
     println!(
@@ -1365,6 +1718,70 @@ fn print_table(args: &Args, rows: &[Row]) {
             );
         }
     }
+}
+
+fn print_via_table(args: &Args, rows: &[Row]) {
+    let f = &rows[1];
+    println!();
+    println!(
+        "HTTP/2 to the proxy (issue 8): tower-tunnel (ProxyTlsLayer over HttpConnector with TCP_NODELAY) through an https:// proxy offering h2 and http/1.1 ({}). Setup = (new CONNECT stream on the existing h2 proxy connection | TCP + TLS to the proxy + HTTP/1.1 CONNECT) + target TLS + HTTP handshake + GET /bytes/1024, N={} per row and target protocol; idle memory per tunnel over {} tunnels. Ratios are to the fresh HTTP/1.1 CONNECT of this run.",
+        if args.fixture_h2_proxy { "TestH2Proxy" } else { "the bench's proxy: TestH2Proxy's CONNECT handling with TCP_NODELAY towards the target" },
+        args.n, args.idle
+    );
+    println!();
+    println!("| route to the proxy | target h2: setup median | p99 | target h1: setup median | p99 | allocs/setup h2 | allocs/setup h1 | RSS/idle tunnel h2 | RSS/idle tunnel h1 | live heap/idle tunnel h2 | live heap/idle tunnel h1 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (i, r) in rows.iter().enumerate() {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            VIA_NAMES[i],
+            cell_time(r.setup_med[0], f.setup_med[0]),
+            cell_time(r.setup_p99[0], f.setup_p99[0]),
+            cell_time(r.setup_med[1], f.setup_med[1]),
+            cell_time(r.setup_p99[1], f.setup_p99[1]),
+            cell_allocs(r.allocs[0], f.allocs[0]),
+            cell_allocs(r.allocs[1], f.allocs[1]),
+            cell_kib(r.rss[0], f.rss[0]),
+            cell_kib(r.rss[1], f.rss[1]),
+            cell_kib(r.heap[0], f.heap[0]),
+            cell_kib(r.heap[1], f.heap[1]),
+        );
+    }
+    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.0}%", v * 100.0));
+    for (i, r) in rows.iter().enumerate() {
+        println!(
+            "  target TLS resumed, {}: h2 {}, h1 {}",
+            VIA_NAMES[i],
+            pct(r.resumed[0]),
+            pct(r.resumed[1])
+        );
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// nproc, CPU model, memory and load average, for BENCHMARKS.md.
+fn print_machine() {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cpus} CPUs, {model}, MemTotal {mem}");
+    println!("load average at start: {}", loadavg());
 }
 
 fn verdict(ok: bool) -> &'static str {
