@@ -989,6 +989,51 @@ async fn run(
 }
 
 /// Lets the previous connection's teardown (its hyper task) run outside the next sample.
+/// What an alternating setup run measured, per client: the setup times after the
+/// warm-up, the allocations they made, and how many resumed their TLS session.
+struct Rotation {
+    times: Vec<Vec<Duration>>,
+    alloc_sum: Vec<u64>,
+    resumed: Vec<usize>,
+}
+
+/// `warmup + n` rounds of one fresh connection per client, the starting client rotating
+/// every round, so that drift hits every client alike. `inspect` sees each client's
+/// connection (by index) before it is dropped.
+async fn rotate(
+    args: &Args,
+    clients: &mut [(usize, Proto, Client)],
+    t: &Target,
+    path: &str,
+    uri: &Uri,
+    mut inspect: impl FnMut(usize, &Option<Open>),
+) -> Result<Rotation> {
+    let mut r = Rotation {
+        times: vec![Vec::with_capacity(args.n); clients.len()],
+        alloc_sum: vec![0; clients.len()],
+        resumed: vec![0; clients.len()],
+    };
+    for i in 0..args.warmup + args.n {
+        for k in 0..clients.len() {
+            let c = (i + k) % clients.len();
+            let (_, _, client) = &mut clients[c];
+            let (s, open) = run(client, t, path, uri).await?;
+            inspect(c, &open);
+            drop(open);
+            settle().await;
+            if s.bytes != 1024 {
+                return Err(format!("short body: {}", s.bytes).into());
+            }
+            if i >= args.warmup {
+                r.times[c].push(s.total);
+                r.alloc_sum[c] += s.allocs;
+                r.resumed[c] += usize::from(s.resumed == Some(true));
+            }
+        }
+    }
+    Ok(r)
+}
+
 async fn settle() {
     for _ in 0..8 {
         tokio::task::yield_now().await;
@@ -1303,9 +1348,6 @@ async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<(Vec<Row
             clients.push((kind, proto, Client::new(kind, env, proto)?));
         }
     }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(args.n); clients.len()];
-    let mut alloc_sum = vec![0u64; clients.len()];
-    let mut resumed = vec![0usize; clients.len()];
     let stats0 = server.stats()?;
     eprintln!(
         "setup: {} warm-up + {} connections per client and protocol, rotating through {} pairs",
@@ -1314,23 +1356,11 @@ async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<(Vec<Row
         clients.len()
     );
     let started = Instant::now();
-    for i in 0..args.warmup + args.n {
-        for k in 0..clients.len() {
-            let c = (i + k) % clients.len();
-            let (_, _, client) = &mut clients[c];
-            let (s, open) = run(client, &t, setup_path, &setup_uri).await?;
-            drop(open);
-            settle().await;
-            if s.bytes != 1024 {
-                return Err(format!("short body: {}", s.bytes).into());
-            }
-            if i >= args.warmup {
-                times[c].push(s.total);
-                alloc_sum[c] += s.allocs;
-                resumed[c] += usize::from(s.resumed == Some(true));
-            }
-        }
-    }
+    let Rotation {
+        mut times,
+        alloc_sum,
+        resumed,
+    } = rotate(args, &mut clients, &t, setup_path, &setup_uri, |_, _| {}).await?;
     let stats1 = server.stats()?;
     let made = (stats1.0[0] - stats0.0[0]) as usize;
     let expected = (args.warmup + args.n) * clients.len();
@@ -1467,9 +1497,6 @@ async fn measure_via_https(
             via.warm(t).await?;
         }
     }
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(args.n); clients.len()];
-    let mut alloc_sum = vec![0u64; clients.len()];
-    let mut resumed = vec![0usize; clients.len()];
     let mut h2_routes = vec![0usize; clients.len()];
     let mut max_shared = vec![0usize; clients.len()];
     eprintln!(
@@ -1480,27 +1507,17 @@ async fn measure_via_https(
     );
     let s0 = server.stats()?;
     let started = Instant::now();
-    for i in 0..args.warmup + args.n {
-        for k in 0..clients.len() {
-            let c = (i + k) % clients.len();
-            let (_, _, client) = &mut clients[c];
-            let (s, open) = run(client, t, path, uri).await?;
-            if let Some(Open::Ours(conn)) = &open {
-                h2_routes[c] += usize::from(conn.info().route().is_h2_tunnel());
-                max_shared[c] = max_shared[c].max(conn.info().shared_tunnels().unwrap_or(0));
-            }
-            drop(open);
-            settle().await;
-            if s.bytes != 1024 {
-                return Err(format!("short body: {}", s.bytes).into());
-            }
-            if i >= args.warmup {
-                times[c].push(s.total);
-                alloc_sum[c] += s.allocs;
-                resumed[c] += usize::from(s.resumed == Some(true));
-            }
+    let Rotation {
+        mut times,
+        alloc_sum,
+        resumed,
+    } = rotate(args, &mut clients, t, path, uri, |c, open| {
+        if let Some(Open::Ours(conn)) = open {
+            h2_routes[c] += usize::from(conn.info().route().is_h2_tunnel());
+            max_shared[c] = max_shared[c].max(conn.info().shared_tunnels().unwrap_or(0));
         }
-    }
+    })
+    .await?;
     let s1 = server.stats()?;
     let per = args.warmup + args.n;
     eprintln!(
