@@ -20,6 +20,10 @@ fn valid_head() -> impl Strategy<Value = (u16, Vec<u8>)> {
     })
 }
 
+/// The fixed texts of `Proxy::new`'s errors that hold a digit.
+const FIXED_MESSAGES: &str = "the scheme must be http, https, socks5, socks5h or socks4a; \
+     user name is not UTF-8; password is not UTF-8";
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -120,7 +124,10 @@ proptest! {
         let url = format!("{scheme}://user:{password}@{rest}");
         if let Err(e) = Proxy::new(&url) {
             let shown = format!("{e} {e:?}");
-            prop_assert!(!shown.contains(&password), "{}", shown);
+            // A "password" that is part of a fixed message ("socks5h") proves nothing.
+            if !FIXED_MESSAGES.contains(&password) {
+                prop_assert!(!shown.contains(&password), "{}", shown);
+            }
         }
     }
 
