@@ -69,7 +69,6 @@ pub struct HttpConnection<B> {
     sender: Sender<B>,
     // Shared with each request future, for its error path.
     info: Arc<ConnectionInfo>,
-    scheme: Scheme,
     // The forwarding proxy: absolute-form requests with its credentials.
     forward: Option<Arc<Proxy>>,
 }
@@ -80,15 +79,9 @@ impl<B> HttpConnection<B> {
         info: ConnectionInfo,
         forward: Option<Arc<Proxy>>,
     ) -> Self {
-        let scheme = if info.tls_version().is_some() {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        };
         HttpConnection {
             sender,
             info: Arc::new(info),
-            scheme,
             forward,
         }
     }
@@ -199,7 +192,11 @@ impl<B> HttpConnection<B> {
                         .cloned()
                         .unwrap_or_else(|| PathAndQuery::from_static("/"));
                     *req.uri_mut() = Uri::builder()
-                        .scheme(self.scheme.clone())
+                        .scheme(if self.info.tls_version().is_some() {
+                            Scheme::HTTPS
+                        } else {
+                            Scheme::HTTP
+                        })
                         .authority(target.clone())
                         .path_and_query(path)
                         .build()
