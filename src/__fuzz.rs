@@ -8,10 +8,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt as _;
-use http::uri::Authority;
 
 use crate::error::ErrorKind;
-use crate::proxy::http_connect::{self, ParseError, Reply};
+use crate::proxy::protocol::http1::{self, ParseError, Reply};
 
 /// What [`parse_reply`] made of one response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +31,10 @@ pub struct ParseFailure(pub String);
 
 /// Runs the `CONNECT` answer parser on `buf`.
 pub fn parse_reply(buf: &[u8]) -> Result<Parsed, ParseFailure> {
-    match http_connect::parse_reply(buf) {
+    match http1::parse_reply(buf) {
         Ok(None) => Ok(Parsed::Partial),
         Ok(Some(Reply::Interim(n))) => Ok(Parsed::Interim(n)),
-        Ok(Some(Reply::Established(n))) => Ok(Parsed::Established(n)),
+        Ok(Some(Reply::Established(n, _))) => Ok(Parsed::Established(n)),
         Ok(Some(Reply::Refused(r))) => Ok(Parsed::Refused(r.status().as_u16())),
         Err(e) => Err(ParseFailure(failure_name(&e))),
     }
@@ -71,10 +70,8 @@ pub fn connect_exchange(chunks: &[&[u8]], max_head: usize) -> Option<Exchange> {
             .map(|c| c.to_vec())
             .collect(),
     };
-    let proxy = Authority::from_static("127.0.0.1:3128");
-    let target = Authority::from_static("example.com:443");
     let request = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
-    let result = http_connect::exchange(&mut io, request.to_vec(), max_head, &proxy, &target)
+    let result = http1::exchange(&mut io, request.to_vec(), max_head)
         .now_or_never()?;
     Some(match result {
         Ok(established) => Exchange::Established {
@@ -133,7 +130,7 @@ impl hyper::rt::Write for Scripted {
 /// reply. `which`: 0 method choice, 1 RFC 1929 status, 2 SOCKS5 reply,
 /// 3 SOCKS4 reply.
 pub fn socks_reply(which: u8, buf: &[u8]) -> Result<Option<usize>, String> {
-    use crate::proxy::socks::{self, Parsed};
+    use crate::proxy::protocol::socks::{self, Parsed};
     fn done<T>(
         p: Result<Parsed<T>, socks::SocksError>,
         len: usize,

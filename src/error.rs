@@ -40,7 +40,9 @@ pub(crate) use crate::BoxError;
 pub enum Phase {
     /// Connecting to the first hop (the proxy, or the target when direct).
     Dial,
-    /// The `CONNECT` exchange with the proxy.
+    /// The TLS handshake with an `https://` proxy.
+    ProxyTls,
+    /// The `CONNECT` exchange with the proxy (or the SOCKS handshake).
     ProxyConnect,
     /// The TLS handshake with the target.
     Tls,
@@ -52,6 +54,7 @@ impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Phase::Dial => "dial",
+            Phase::ProxyTls => "proxy TLS handshake",
             Phase::ProxyConnect => "proxy CONNECT",
             Phase::Tls => "TLS handshake",
             Phase::Dispatch => "HTTP",
@@ -103,12 +106,35 @@ pub enum ErrorKind {
     Handshake,
     /// A request on an established connection failed.
     Request,
-    /// An `https://` proxy set to [`Http2Mode::Required`](crate::proxy::Http2Mode::Required)
+    /// An `https://` proxy set to [`Http2Mode::Required`](crate::Http2Mode::Required)
     /// did not select ALPN `h2`.
     ProxyAlpnMismatch,
+    /// The route goes through an `https://` proxy, and
+    /// [`ProxyConnectLayer`](crate::ProxyConnectLayer) has no TLS config for
+    /// proxies: nothing was dialed. Set one with
+    /// [`ProxyConnectLayer::with_proxy_tls`](crate::ProxyConnectLayer::with_proxy_tls).
+    ProxyTlsNotConfigured,
 }
 
-/// The head of a proxy's non-2xx answer to `CONNECT`.
+/// The protocol spoken to a proxy, where an error's message depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProxyProtocol {
+    Socks5,
+    Socks4a,
+}
+
+impl ProxyProtocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocol::Socks5 => "SOCKS5",
+            ProxyProtocol::Socks4a => "SOCKS4a",
+        }
+    }
+}
+
+/// The head of a proxy's answer to `CONNECT`: kept in an [`Error`] for a
+/// refusal, and in the [`ConnectionInfo`](crate::ConnectionInfo) of a tunnel
+/// it opened (squid's `Via`, a proxy's session or trace headers).
 #[derive(Clone, Debug)]
 pub struct ProxyResponse {
     pub(crate) status: StatusCode,
@@ -117,6 +143,14 @@ pub struct ProxyResponse {
 }
 
 impl ProxyResponse {
+    pub(crate) fn new(status: StatusCode, reason: Option<String>, headers: HeaderMap) -> Self {
+        ProxyResponse {
+            status,
+            reason,
+            headers,
+        }
+    }
+
     /// The status code, such as `407` or `502`.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -156,8 +190,8 @@ struct Inner {
     response: Option<ProxyResponse>,
     detail: Option<Cow<'static, str>>,
     timeout: Option<Duration>,
-    // "SOCKS5", "SOCKS4a"; `None` for HTTP proxies.
-    protocol: Option<&'static str>,
+    // `None` for HTTP proxies, whose messages are the default.
+    protocol: Option<ProxyProtocol>,
     source: Option<BoxError>,
 }
 
@@ -205,6 +239,18 @@ impl Error {
         }
     }
 
+    /// Fills in the proxy and the target where the error does not name
+    /// them yet: each layer calls it once, on its way out, so the sites
+    /// that make errors need not.
+    pub(crate) fn in_context(mut self, proxy: Option<&Authority>, target: &Authority) -> Self {
+        if self.inner.proxy.is_none() {
+            self.inner.proxy = proxy.cloned();
+        }
+        if self.inner.target.is_none() {
+            self.inner.target = Some(target.clone());
+        }
+        self
+    }
     /// Prefixes the detail with where the bad value came from (an
     /// environment variable's name, never its value).
     pub(crate) fn with_detail_prefix(mut self, prefix: &str) -> Self {
@@ -216,7 +262,7 @@ impl Error {
         self
     }
 
-    pub(crate) fn with_protocol(mut self, protocol: &'static str) -> Self {
+    pub(crate) fn with_protocol(mut self, protocol: ProxyProtocol) -> Self {
         self.inner.protocol = Some(protocol);
         self
     }
@@ -243,6 +289,12 @@ impl Error {
             Ok(e) => Err(*e),
             Err(other) => Ok(Error::new(kind, Some(phase)).with_source(other)),
         }
+    }
+
+    /// Wraps the error of the service below: a `tower_tunnel::Error` passes
+    /// through unchanged, anything else is a [`ErrorKind::Dial`] failure.
+    pub(crate) fn from_below(err: impl Into<BoxError>) -> Self {
+        Error::from_inner(err, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|passed| passed)
     }
 
     /// What went wrong.
@@ -319,7 +371,7 @@ impl fmt::Display for Error {
         let proxy = i.proxy.as_ref().map_or("", |p| p.as_str());
         let detail = i.detail.as_deref();
         if let Some(p) = i.protocol {
-            if let Some(done) = self.fmt_socks(f, p, proxy, target) {
+            if let Some(done) = self.fmt_socks(f, p.as_str(), proxy, target) {
                 done?;
                 if let Some(detail) = detail {
                     write!(f, ": {detail}")?;
@@ -339,6 +391,9 @@ impl fmt::Display for Error {
                 match i.phase {
                     Some(Phase::Dial) if i.proxy.is_some() => {
                         write!(f, "connecting to proxy {proxy} timed out after {after:?}")?
+                    }
+                    Some(Phase::ProxyTls) => {
+                        write!(f, "TLS handshake with proxy {proxy} timed out after {after:?}")?
                     }
                     Some(Phase::ProxyConnect) => write!(
                         f,
@@ -424,6 +479,10 @@ impl fmt::Display for Error {
             ErrorKind::ProxyAlpnMismatch => write!(
                 f,
                 "proxy {proxy} did not select HTTP/2 (ALPN h2) for CONNECT to {target}"
+            )?,
+            ErrorKind::ProxyTlsNotConfigured => write!(
+                f,
+                "proxy {proxy} for {target} is an https:// proxy, and ProxyConnectLayer has no TLS config for proxies (set one with ProxyConnectLayer::with_proxy_tls)"
             )?,
         }
         if let Some(detail) = detail {

@@ -23,6 +23,9 @@ use std::time::Duration;
 
 use http::uri::Authority;
 
+use crate::error::ProxyResponse;
+use crate::route::Proxy;
+
 /// The way a connection reaches its target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -113,6 +116,7 @@ impl fmt::Display for Route {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timings {
     pub(crate) dial: Option<Duration>,
+    pub(crate) proxy_tls: Option<Duration>,
     pub(crate) proxy_connect: Option<Duration>,
     pub(crate) tls: Option<Duration>,
     pub(crate) http_handshake: Option<Duration>,
@@ -125,7 +129,15 @@ impl Timings {
         self.dial
     }
 
-    /// From sending `CONNECT` to the end of the proxy's answer.
+    /// The TLS handshake with an `https://` proxy, when one was made for
+    /// this connection (not for a tunnel on an HTTP/2 proxy connection
+    /// that was already open).
+    pub fn proxy_tls(&self) -> Option<Duration> {
+        self.proxy_tls
+    }
+
+    /// From sending `CONNECT` to the end of the proxy's answer (or the
+    /// SOCKS handshake).
     pub fn proxy_connect(&self) -> Option<Duration> {
         self.proxy_connect
     }
@@ -142,7 +154,13 @@ impl Timings {
 
     /// The sum of all phases that happened.
     pub fn total(&self) -> Duration {
-        [self.dial, self.proxy_connect, self.tls, self.http_handshake]
+        [
+            self.dial,
+            self.proxy_tls,
+            self.proxy_connect,
+            self.tls,
+            self.http_handshake,
+        ]
             .into_iter()
             .flatten()
             .sum()
@@ -159,6 +177,10 @@ impl Timings {
 pub struct ConnectionInfo {
     pub(crate) target: Authority,
     pub(crate) route: Route,
+    // The proxy the route goes through: a value, shared with the rules.
+    pub(crate) proxy: Option<Arc<Proxy>>,
+    // The proxy's answer to the `CONNECT` that opened the tunnel.
+    pub(crate) proxy_response: Option<ProxyResponse>,
     pub(crate) alpn: Option<Cow<'static, [u8]>>,
     pub(crate) tls_version: Option<rustls::ProtocolVersion>,
     pub(crate) resumed: bool,
@@ -174,6 +196,7 @@ impl PartialEq for ConnectionInfo {
     fn eq(&self, other: &Self) -> bool {
         self.target == other.target
             && self.route == other.route
+            && self.proxy == other.proxy
             && self.alpn == other.alpn
             && self.tls_version == other.tls_version
             && self.resumed == other.resumed
@@ -188,6 +211,11 @@ impl fmt::Debug for ConnectionInfo {
         f.debug_struct("ConnectionInfo")
             .field("target", &self.target)
             .field("route", &self.route)
+            .field("proxy", &self.proxy)
+            .field(
+                "proxy_status",
+                &self.proxy_response.as_ref().map(ProxyResponse::status),
+            )
             .field("alpn", &self.alpn())
             .field("tls_version", &self.tls_version)
             .field("resumed", &self.resumed)
@@ -201,6 +229,8 @@ impl ConnectionInfo {
         ConnectionInfo {
             target,
             route,
+            proxy: None,
+            proxy_response: None,
             alpn: None,
             tls_version: None,
             resumed: false,
@@ -208,11 +238,6 @@ impl ConnectionInfo {
             h2_shared: None,
             span: tracing::Span::none(),
         }
-    }
-
-    /// Left behind where the info has moved up a stage; never shown.
-    pub(crate) fn placeholder() -> Self {
-        ConnectionInfo::new(Authority::from_static("moved:0"), Route::Direct)
     }
 
     /// The target's host and port.
@@ -223,6 +248,20 @@ impl ConnectionInfo {
     /// How the connection reaches the target.
     pub fn route(&self) -> &Route {
         &self.route
+    }
+
+    /// The proxy the route goes through, as the rules gave it; `None` for a
+    /// direct route. Its `Debug` and `Display` never show credentials.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_deref()
+    }
+
+    /// The proxy's answer to the `CONNECT` that opened this tunnel: status,
+    /// reason and headers (squid's `Via`, a proxy's session or trace
+    /// headers). `None` for routes with no `CONNECT` (direct, forwarded,
+    /// SOCKS).
+    pub fn proxy_response(&self) -> Option<&ProxyResponse> {
+        self.proxy_response.as_ref()
     }
 
     /// The ALPN protocol the target selected (`"h2"`, `"http/1.1"`), if any.
@@ -280,6 +319,7 @@ impl fmt::Display for ConnectionInfo {
         let t = &self.timings;
         for (name, d) in [
             ("dial", t.dial),
+            ("proxy-tls", t.proxy_tls),
             ("connect", t.proxy_connect),
             ("tls", t.tls),
             ("http", t.http_handshake),

@@ -195,17 +195,23 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
+mod macros;
+
+#[cfg(feature = "__fuzz")]
 #[doc(hidden)]
 pub mod __fuzz;
 pub mod dispatch;
 pub mod error;
+pub mod forward;
 pub mod info;
 pub mod proxy;
+pub mod route;
 pub mod stage;
 mod target;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
+mod timeout;
 pub mod tls;
 
 /// A boxed error, as tower and hyper use: `Box<dyn Error + Send + Sync>`.
@@ -218,10 +224,9 @@ struct ReadmeDoctests;
 
 pub use crate::dispatch::{AlpnDispatch, AlpnDispatchLayer, HttpConnection};
 pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
+pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
-pub use crate::proxy::{
-    Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyConnect, ProxyConnectLayer, ProxyKind,
-    Routed, Rule,
-};
+pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
+pub use crate::route::{Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyKind, Rule};
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
-pub use crate::tls::{ProxyTls, ProxyTlsLayer, ProxyTlsStream, TlsConnect, TlsLayer, TlsStream};
+pub use crate::tls::{MaybeTlsStream, TlsConnect, TlsLayer, TlsStream};

@@ -40,7 +40,7 @@ pub(crate) fn dial_uri(authority: &Authority) -> Uri {
         .authority(authority.clone())
         .path_and_query("/")
         .build()
-        .unwrap_or_default()
+        .expect("scheme http, a parsed authority and path / make a valid URI")
 }
 
 /// The host without IPv6 brackets, as SNI and certificate checks want it.

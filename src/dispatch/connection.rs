@@ -13,7 +13,6 @@ use super::exec::Exec;
 use super::future::RequestFuture;
 use crate::error::{BoxError, Error, ErrorKind, Phase};
 use crate::info::ConnectionInfo;
-use crate::proxy::Proxy;
 
 pub(crate) enum Sender<B> {
     Http1(http1::SendRequest<B>),
@@ -69,20 +68,13 @@ pub struct HttpConnection<B> {
     sender: Sender<B>,
     // Shared with each request future, for its error path.
     info: Arc<ConnectionInfo>,
-    // The forwarding proxy: absolute-form requests with its credentials.
-    forward: Option<Arc<Proxy>>,
 }
 
 impl<B> HttpConnection<B> {
-    pub(crate) fn new(
-        sender: Sender<B>,
-        info: ConnectionInfo,
-        forward: Option<Arc<Proxy>>,
-    ) -> Self {
+    pub(crate) fn new(sender: Sender<B>, info: ConnectionInfo) -> Self {
         HttpConnection {
             sender,
             info: Arc::new(info),
-            forward,
         }
     }
 
@@ -155,9 +147,14 @@ impl<B> HttpConnection<B> {
                     .path_and_query()
                     .cloned()
                     .unwrap_or_else(|| PathAndQuery::from_static("/"));
-                match &self.forward {
-                    // RFC 9112 §3.2.2: a proxy gets absolute-form, and
-                    // its credentials go on every request.
+                let forward = match self.info.proxy() {
+                    Some(proxy) if self.info.route().is_forward() => Some(proxy),
+                    _ => None,
+                };
+                match forward {
+                    // RFC 9112 §3.2.2: a proxy gets absolute-form, and the
+                    // proxy's headers (its credentials) go on every
+                    // request, as `Proxies::forward_headers` gives them.
                     Some(proxy) => {
                         *req.uri_mut() = Uri::builder()
                             .scheme(Scheme::HTTP)
@@ -166,10 +163,8 @@ impl<B> HttpConnection<B> {
                             .build()
                             .map_err(|e| self.fail(ErrorKind::Request).with_source(e))?;
                         let headers = req.headers_mut();
-                        if let Some(auth) = proxy.authorization() {
-                            headers.insert(PROXY_AUTHORIZATION, auth.clone());
-                        }
-                        for (name, value) in proxy.headers() {
+                        headers.remove(PROXY_AUTHORIZATION);
+                        for (name, value) in &proxy.forward_headers() {
                             headers.append(name, value.clone());
                         }
                     }
@@ -250,7 +245,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let req = match self.prepare(req) {
             Ok(req) => req,
-            Err(e) => return RequestFuture::new(Box::pin(async move { Err(e) })),
+            Err(e) => return RequestFuture::new(async move { Err(e) }),
         };
         // The error is built only on failure; an `Arc` clone is all a
         // request costs up front.
@@ -259,11 +254,11 @@ where
         match &mut self.sender {
             Sender::Http1(s) => {
                 let fut = s.send_request(req);
-                RequestFuture::new(Box::pin(async move { fut.await.map_err(fail) }))
+                RequestFuture::new(async move { fut.await.map_err(fail) })
             }
             Sender::Http2(s) => {
                 let fut = s.send_request(req);
-                RequestFuture::new(Box::pin(async move { fut.await.map_err(fail) }))
+                RequestFuture::new(async move { fut.await.map_err(fail) })
             }
         }
     }

@@ -23,7 +23,7 @@ impl<B> AlpnDispatchLayer<B> {
     pub fn new() -> Self {
         AlpnDispatchLayer {
             exec: Exec::Tokio,
-            handshake_timeout: Some(crate::proxy::DEFAULT_TIMEOUT),
+            handshake_timeout: Some(crate::timeout::DEFAULT_TIMEOUT),
             _body: PhantomData,
         }
     }

@@ -11,9 +11,8 @@ use super::connection::HttpConnection;
 use super::exec::Exec;
 use super::future::ResponseFuture;
 use crate::error::{BoxError, Error, ErrorKind, Phase};
-use crate::proxy::within;
-use crate::stage::sealed::Sealed as _;
 use crate::stage::Negotiated;
+use crate::timeout::within;
 
 /// HTTP/2 or HTTP/1.1 by ALPN over a negotiated stream; made by
 /// [`AlpnDispatchLayer`](crate::AlpnDispatchLayer).
@@ -73,7 +72,9 @@ impl<S: fmt::Debug, B> fmt::Debug for AlpnDispatch<S, B> {
 impl<S, B> Service<Uri> for AlpnDispatch<S, B>
 where
     S: Service<Uri>,
-    S::Response: Negotiated + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::Response: Negotiated,
+    <S::Response as Negotiated>::Stream:
+        hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Body + Send + Unpin + 'static,
@@ -85,36 +86,26 @@ where
     type Future = ResponseFuture<B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e))
+        self.inner.poll_ready(cx).map_err(Error::from_below)
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let connecting = self.inner.call(dst);
         let exec = self.exec.clone();
         let timeout = self.handshake_timeout;
-        ResponseFuture::new(Box::pin(async move {
-            let mut stream = connecting.await.map_err(|e| {
-                Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e)
-            })?;
-            let mut info = stream.take_info();
-            let forward = stream.take_forward();
+        ResponseFuture::new(async move {
+            let negotiated = connecting.await.map_err(Error::from_below)?;
+            let (stream, mut info) = negotiated.into_parts();
             let started = Instant::now();
-            let fail = |e: Error, info: &crate::ConnectionInfo| {
-                e.with_target(info.target())
-                    .with_proxy(info.route().proxy())
-            };
             let handshake = super::connection::handshake(stream, exec, info.is_h2());
-            let sender = within(timeout, Phase::Dispatch, handshake)
-                .await
-                .map_err(|e| fail(e, &info))?
-                .map_err(|e| {
-                    fail(
-                        Error::new(ErrorKind::Handshake, Some(Phase::Dispatch)).with_source(e),
-                        &info,
-                    )
-                })?;
+            let sender = match within(timeout, Phase::Dispatch, handshake).await {
+                Ok(Ok(sender)) => sender,
+                Ok(Err(e)) => {
+                    let e = Error::new(ErrorKind::Handshake, Some(Phase::Dispatch)).with_source(e);
+                    return Err(e.in_context(info.route().proxy(), info.target()));
+                }
+                Err(e) => return Err(e.in_context(info.route().proxy(), info.target())),
+            };
             let elapsed = started.elapsed();
             info.timings.http_handshake = Some(elapsed);
             tracing::debug!(
@@ -123,7 +114,7 @@ where
                 elapsed = ?elapsed,
                 "HTTP handshake done"
             );
-            Ok(HttpConnection::new(sender, info, forward))
-        }))
+            Ok(HttpConnection::new(sender, info))
+        })
     }
 }

@@ -1,19 +1,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ClientConfig;
 use tower_layer::Layer;
 
-use super::{Config, Proxies, Proxy, ProxyConnect};
+use super::pool::Pool;
+use super::proxy_tls::ProxyTlsConfig;
+use super::{Config, ProxyConnect};
 use crate::error::Error;
+use crate::route::{Proxies, Proxy};
+use crate::timeout::DEFAULT_TIMEOUT;
 
-/// Routes each connection to its target: straight there, or through an
-/// HTTP `CONNECT` tunnel.
+/// The bytes of proxy answer head read at most, unless configured.
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// Routes each connection to its target: straight there, through an HTTP
+/// `CONNECT` tunnel (inside TLS to an `https://` proxy, over HTTP/2 where
+/// the proxy speaks it), forwarded, or through SOCKS.
 ///
 /// Place it directly above the base connector and below
-/// [`TlsLayer`](crate::TlsLayer). See the [module docs](crate::proxy).
+/// [`TlsLayer`](crate::TlsLayer). Clones share their configuration and the
+/// HTTP/2 connections to proxies. See the [module docs](crate::proxy).
 #[derive(Clone, Debug)]
 pub struct ProxyConnectLayer {
     config: Arc<Config>,
+    pool: Pool,
 }
 
 impl ProxyConnectLayer {
@@ -45,10 +56,14 @@ impl ProxyConnectLayer {
         ProxyConnectLayer {
             config: Arc::new(Config {
                 proxies,
-                dial_timeout: Some(super::DEFAULT_TIMEOUT),
-                connect_timeout: Some(super::DEFAULT_TIMEOUT),
-                max_response_bytes: super::DEFAULT_MAX_RESPONSE_BYTES,
+                dial_timeout: Some(DEFAULT_TIMEOUT),
+                proxy_tls_timeout: Some(DEFAULT_TIMEOUT),
+                connect_timeout: Some(DEFAULT_TIMEOUT),
+                max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+                nodelay: true,
+                proxy_tls: None,
             }),
+            pool: Pool::default(),
         }
     }
 
@@ -61,10 +76,51 @@ impl ProxyConnectLayer {
         Arc::make_mut(&mut self.config)
     }
 
+    /// TLS to `https://` proxies with `config`: its roots check the
+    /// proxy's certificate (they may differ from the target's), and its
+    /// session store lets handshakes to a proxy resume.
+    ///
+    /// The layer sets the ALPN offer itself, per proxy: `h2` and `http/1.1`
+    /// where `CONNECT` may go over HTTP/2 ([`Http2Mode`](crate::Http2Mode)
+    /// `Auto` or `Required`), `http/1.1` alone where it must not (`Never`).
+    /// What the target is offered inside the tunnel is
+    /// [`TlsLayer`](crate::TlsLayer)'s business.
+    ///
+    /// Without it, a route through an `https://` proxy fails before any
+    /// dial, with [`ErrorKind::ProxyTlsNotConfigured`](crate::ErrorKind::ProxyTlsNotConfigured).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hyper_util::client::legacy::connect::HttpConnector;
+    /// use tower::ServiceBuilder;
+    /// use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, TlsLayer};
+    ///
+    /// # fn doc(target_roots: Arc<rustls::ClientConfig>, proxy_roots: Arc<rustls::ClientConfig>) -> Result<(), tower_tunnel::Error> {
+    /// let connect = ServiceBuilder::new()
+    ///     .layer(AlpnDispatchLayer::<http_body_util::Empty<bytes::Bytes>>::new())
+    ///     .layer(TlsLayer::new(target_roots))
+    ///     .layer(ProxyConnectLayer::new(Proxy::new("https://proxy.corp:443")?).with_proxy_tls(proxy_roots))
+    ///     .service(HttpConnector::new());
+    /// # let _ = connect; Ok(()) }
+    /// ```
+    pub fn with_proxy_tls(mut self, config: Arc<ClientConfig>) -> Self {
+        self.config_mut().proxy_tls = Some(ProxyTlsConfig::new(config));
+        self
+    }
+
     /// Limits the base connector's dial to the first hop (default 30 s;
     /// `None` waits for ever).
     pub fn with_dial_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config_mut().dial_timeout = timeout;
+        self
+    }
+
+    /// Limits the TLS handshake with an `https://` proxy (default 30 s;
+    /// `None` waits for ever).
+    pub fn with_proxy_tls_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config_mut().proxy_tls_timeout = timeout;
         self
     }
 
@@ -83,12 +139,26 @@ impl ProxyConnectLayer {
         self.config_mut().max_response_bytes = max.max(64);
         self
     }
+
+    /// Whether to turn Nagle's algorithm off on the base connector's stream
+    /// after each dial, through [`Transport::set_nodelay`](crate::Transport::set_nodelay)
+    /// (default `true`, as curl and reqwest do).
+    ///
+    /// With Nagle on, a handshake that sends two small messages back to
+    /// back (a TLS flight and a `CONNECT`, a SOCKS greeting and its
+    /// request) waits for the peer's delayed ACK: about 40 ms per fresh
+    /// connection on Linux. Turn it off only for a transport that sets it
+    /// itself.
+    pub fn with_nodelay(mut self, nodelay: bool) -> Self {
+        self.config_mut().nodelay = nodelay;
+        self
+    }
 }
 
 impl<S> Layer<S> for ProxyConnectLayer {
     type Service = ProxyConnect<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ProxyConnect::new(inner, self.config.clone())
+        ProxyConnect::new(inner, self.config.clone(), self.pool.clone())
     }
 }

@@ -18,7 +18,10 @@
 //!
 //! The base connector is asked for `http://host:port/` of the first hop
 //! (the proxy, or the target for a direct route), with the port explicit,
-//! so `HttpConnector::new()` works as it is for `https://` targets.
+//! so `HttpConnector::new()` works as it is for `https://` targets. After
+//! the dial the layer turns Nagle's algorithm off on the stream
+//! ([`Transport::set_nodelay`](crate::Transport::set_nodelay); opt out with
+//! [`ProxyConnectLayer::with_nodelay`]).
 //!
 //! # Example
 //!
@@ -40,6 +43,8 @@
 //! | what happened | [`ErrorKind`](crate::ErrorKind) |
 //! |---|---|
 //! | the proxy could not be reached | `Dial` |
+//! | an `https://` proxy, and no [`with_proxy_tls`](ProxyConnectLayer::with_proxy_tls) | `ProxyTlsNotConfigured` (nothing dialed) |
+//! | the TLS handshake with an `https://` proxy failed | `ProxyTls` |
 //! | a phase took longer than its timeout | `Timeout` |
 //! | `407 Proxy Authentication Required` | `ProxyAuthRequired` (challenges kept) |
 //! | any other non-2xx (`403`, `502`, ...) | `ProxyRefused` (status, reason, headers kept) |
@@ -48,13 +53,22 @@
 //! | not HTTP (garbage, a TLS record) | `ProxyMalformed` |
 //! | `HTTP/2.0` or `HTTP/9.9` status line | `ProxyBadVersion` |
 //!
+//! # `https://` proxies
+//!
+//! TLS to the proxy belongs to the route, so the layer does it itself, with
+//! the config given to [`ProxyConnectLayer::with_proxy_tls`]: SNI and the
+//! certificate name are the proxy's, the `CONNECT` runs inside that TLS,
+//! and the target's own TLS ([`TlsLayer`](crate::TlsLayer)) inside the
+//! tunnel. A route through an `https://` proxy with no proxy TLS config
+//! fails before anything is dialed.
+//!
 //! # HTTP/2 to the proxy
 //!
-//! An `https://` proxy whose TLS handshake (in
-//! [`ProxyTlsLayer`](crate::ProxyTlsLayer)) selects ALPN `h2` gets each
+//! An `https://` proxy whose TLS handshake selects ALPN `h2` gets each
 //! `CONNECT` as an HTTP/2 request (RFC 9113 §8.5), and every tunnel through
 //! it shares one connection, up to 100 open at once; the tunnel is the
-//! stream. A refusal on one stream fails that tunnel alone, with the same
+//! stream. The layer keeps these connections, shared by its clones and
+//! keyed by the proxy's address and credentials. A refusal on one stream fails that tunnel alone, with the same
 //! errors as HTTP/1.1. [`Proxy::with_http2`] requires or forbids it per
 //! proxy; the route reads `tunnel via h2 proxy 127.0.0.1:8443 (stream 5)`.
 //!
@@ -62,33 +76,33 @@
 //! responses before the final one, and `Content-Length` on the 2xx (which
 //! RFC 9110 §9.3.6 says to ignore) are all accepted.
 
-mod config;
-pub(crate) mod digest;
+mod connect;
 pub mod future;
-pub(crate) mod h2;
-pub(crate) mod http_connect;
 mod layer;
+mod pool;
+pub(crate) mod protocol;
+mod proxy_tls;
 mod routed;
-mod rules;
 mod service;
-pub(crate) mod socks;
 
 use std::time::Duration;
 
-pub use self::config::{Http2Mode, Proxy, ProxyKind};
 pub use self::layer::ProxyConnectLayer;
-pub use self::routed::Routed;
-pub use self::rules::{Decision, NoProxy, Proxies, Rule};
-pub(crate) use self::service::within;
+pub use self::routed::{Routed, Tunnel};
 pub use self::service::ProxyConnect;
 
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
+use self::proxy_tls::ProxyTlsConfig;
+use crate::route::Proxies;
 
+/// What a [`ProxyConnectLayer`] was configured with; shared by its
+/// services.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) proxies: Proxies,
     pub(crate) dial_timeout: Option<Duration>,
+    pub(crate) proxy_tls_timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) max_response_bytes: usize,
+    pub(crate) nodelay: bool,
+    pub(crate) proxy_tls: Option<ProxyTlsConfig>,
 }

@@ -1,89 +1,35 @@
+//! [`Routed`]: the stream [`ProxyConnectLayer`](crate::ProxyConnectLayer)
+//! yields, and [`Tunnel`], its bytes.
+
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::upgrade::Upgraded;
 use pin_project_lite::pin_project;
 
-use std::sync::Arc;
-
-use hyper::upgrade::Upgraded;
-
-use super::h2::Lease;
-use super::Proxy;
+use super::pool::Lease;
+use super::proxy_tls::FirstHop;
 use crate::info::ConnectionInfo;
+use crate::stage::{sealed, RoutedStream};
 
-pin_project! {
-    #[project = IoProj]
-    enum Io<T> {
-        // The connection to the first hop, or a tunnel that is all of it.
-        Stream { #[pin] io: T },
-        // One HTTP/2 stream of a connection to the proxy, shared with other
-        // tunnels; the lease frees its slot on drop.
-        H2 { io: Upgraded, lease: Lease },
-    }
-}
-
-pin_project! {
-    /// A stream whose route to the target exists: made by
-    /// [`ProxyConnectLayer`](crate::ProxyConnectLayer), taken by
-    /// [`TlsLayer`](crate::TlsLayer).
-    ///
-    /// For a tunnel this is the proxy connection itself, or one HTTP/2
-    /// stream of it when the proxy speaks HTTP/2 (RFC 9113 §8.5). Bytes the
-    /// proxy sent after its answer's blank line, in the same read, are
-    /// replayed first; when there are none there is no extra buffer.
-    ///
-    /// There is no public constructor: a `Routed` stream exists only if
-    /// routing ran.
-    pub struct Routed<T> {
-        #[pin]
-        io: Io<T>,
-        // Tunnel bytes read together with the CONNECT answer: `buf[pos..]`.
-        rewind: Option<Rewind>,
-        info: ConnectionInfo,
-        // The forwarding proxy, whose credentials go on each request.
-        forward: Option<Arc<Proxy>>,
-    }
-}
-
-struct Rewind {
-    buf: Vec<u8>,
-    pos: usize,
+/// A stream whose route to the target exists: made by
+/// [`ProxyConnectLayer`](crate::ProxyConnectLayer), taken by
+/// [`TlsLayer`](crate::TlsLayer).
+///
+/// Its bytes are a [`Tunnel`]; its [`ConnectionInfo`] says how the route
+/// was made. There is no public constructor: a `Routed` stream exists only
+/// if routing ran.
+pub struct Routed<T> {
+    tunnel: Tunnel<T>,
+    info: ConnectionInfo,
 }
 
 impl<T> Routed<T> {
-    pub(crate) fn new(io: T, info: ConnectionInfo, buf: Vec<u8>, pos: usize) -> Self {
-        let rewind = (pos < buf.len()).then_some(Rewind { buf, pos });
-        Routed {
-            io: Io::Stream { io },
-            rewind,
-            info,
-            forward: None,
-        }
-    }
-
-    pub(crate) fn forwarding(io: T, info: ConnectionInfo, proxy: Arc<Proxy>) -> Self {
-        Routed {
-            io: Io::Stream { io },
-            rewind: None,
-            info,
-            forward: Some(proxy),
-        }
-    }
-
-    /// A tunnel that is one stream of an HTTP/2 connection to the proxy.
-    pub(crate) fn h2(io: Upgraded, lease: Lease, info: ConnectionInfo) -> Self {
-        Routed {
-            io: Io::H2 { io, lease },
-            rewind: None,
-            info,
-            forward: None,
-        }
-    }
-
-    pub(crate) fn take_forward(&mut self) -> Option<Arc<Proxy>> {
-        self.forward.take()
+    pub(crate) fn new(tunnel: Tunnel<T>, info: ConnectionInfo) -> Self {
+        Routed { tunnel, info }
     }
 
     /// How the route was made.
@@ -95,16 +41,97 @@ impl<T> Routed<T> {
         &mut self.info
     }
 
-    /// Moves the info out, for the stage above to own.
-    pub(crate) fn take_info(&mut self) -> ConnectionInfo {
-        std::mem::replace(&mut self.info, ConnectionInfo::placeholder())
+    /// The bytes of the route.
+    pub fn tunnel(&self) -> &Tunnel<T> {
+        &self.tunnel
     }
 
-    /// The stream to the first hop; `None` when the tunnel is one stream of
+    /// Splits into the bytes of the route and how it was made.
+    pub fn into_parts(self) -> (Tunnel<T>, ConnectionInfo) {
+        (self.tunnel, self.info)
+    }
+}
+
+impl<T> sealed::Sealed for Routed<T> {}
+
+impl<T> RoutedStream for Routed<T> {
+    type Stream = Tunnel<T>;
+
+    fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    fn into_parts(self) -> (Tunnel<T>, ConnectionInfo) {
+        (self.tunnel, self.info)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Routed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routed")
+            .field("tunnel", &self.tunnel)
+            .field("route", self.info.route())
+            .finish()
+    }
+}
+
+pin_project! {
+    #[project = IoProj]
+    enum Io<T> {
+        // The connection to the first hop (plain, or TLS to an `https://`
+        // proxy): a direct route, or a tunnel that is all of it.
+        Hop { #[pin] io: FirstHop<T> },
+        // One HTTP/2 stream of a connection to the proxy, shared with other
+        // tunnels; the lease frees its slot on drop.
+        H2 { io: Upgraded, lease: Lease },
+    }
+}
+
+pin_project! {
+    /// The bytes of a route: the connection to the first hop (TLS to an
+    /// `https://` proxy included), or one HTTP/2 stream of a shared
+    /// connection to the proxy (RFC 9113 §8.5).
+    ///
+    /// Bytes the proxy sent after its answer's blank line, in the same read,
+    /// are replayed first; when there are none there is no extra buffer.
+    /// Vectored writes pass through to the stream below.
+    pub struct Tunnel<T> {
+        #[pin]
+        io: Io<T>,
+        // Tunnel bytes read together with the CONNECT answer: `buf[pos..]`.
+        rewind: Option<Rewind>,
+    }
+}
+
+struct Rewind {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<T> Tunnel<T> {
+    /// The connection to the first hop, with the tunnel bytes that came
+    /// with the proxy's answer (`buf[pos..]`).
+    pub(crate) fn hop(io: FirstHop<T>, buf: Vec<u8>, pos: usize) -> Self {
+        let rewind = (pos < buf.len()).then_some(Rewind { buf, pos });
+        Tunnel {
+            io: Io::Hop { io },
+            rewind,
+        }
+    }
+
+    /// One stream of an HTTP/2 connection to the proxy.
+    pub(crate) fn h2(io: Upgraded, lease: Lease) -> Self {
+        Tunnel {
+            io: Io::H2 { io, lease },
+            rewind: None,
+        }
+    }
+
+    /// The base connector's stream; `None` when the tunnel is one stream of
     /// an HTTP/2 connection that other tunnels share.
     pub fn get_ref(&self) -> Option<&T> {
         match &self.io {
-            Io::Stream { io } => Some(io),
+            Io::Hop { io } => Some(io.transport()),
             Io::H2 { .. } => None,
         }
     }
@@ -115,15 +142,27 @@ impl<T> Routed<T> {
         matches!(self.io, Io::H2 { .. })
     }
 
+    /// Whether the route runs inside TLS to an `https://` proxy.
+    pub fn is_proxy_tls(&self) -> bool {
+        matches!(
+            self.io,
+            Io::Hop {
+                io: FirstHop::Tls(_)
+            }
+        )
+    }
+
     /// The number of tunnel bytes that arrived with the proxy's answer and
     /// have not been read yet.
     pub fn buffered(&self) -> usize {
         self.rewind.as_ref().map_or(0, |r| r.buf.len() - r.pos)
     }
 
-    /// Splits into the stream and the tunnel bytes not yet read from it.
-    /// The stream is `None` for a tunnel over a shared HTTP/2 connection.
-    pub fn into_parts(self) -> (Option<T>, Vec<u8>) {
+    /// Splits into the base connector's stream and the tunnel bytes not yet
+    /// read from it. The stream is `None` where it is not a plain stream of
+    /// its own: inside TLS to the proxy, or one stream of a shared HTTP/2
+    /// connection.
+    pub fn into_inner(self) -> (Option<T>, Vec<u8>) {
         let rest = match self.rewind {
             Some(Rewind { mut buf, pos }) => {
                 buf.drain(..pos);
@@ -132,24 +171,27 @@ impl<T> Routed<T> {
             None => Vec::new(),
         };
         let io = match self.io {
-            Io::Stream { io } => Some(io),
-            Io::H2 { .. } => None,
+            Io::Hop {
+                io: FirstHop::Plain(io),
+            } => Some(io),
+            _ => None,
         };
         (io, rest)
     }
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for Routed<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Routed")
+impl<T: fmt::Debug> fmt::Debug for Tunnel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tunnel")
             .field("io", &self.get_ref())
-            .field("route", self.info.route())
+            .field("proxy_tls", &self.is_proxy_tls())
+            .field("h2_stream", &self.is_h2_stream())
             .field("buffered", &self.buffered())
             .finish()
     }
 }
 
-impl<T: Read> Read for Routed<T> {
+impl<T: Read + Write + Unpin> Read for Tunnel<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -167,41 +209,41 @@ impl<T: Read> Read for Routed<T> {
             return Poll::Ready(Ok(()));
         }
         match this.io.project() {
-            IoProj::Stream { io } => io.poll_read(cx, buf),
+            IoProj::Hop { io } => io.poll_read(cx, buf),
             IoProj::H2 { io, .. } => Pin::new(io).poll_read(cx, buf),
         }
     }
 }
 
-impl<T: Write> Write for Routed<T> {
+impl<T: Read + Write + Unpin> Write for Tunnel<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.project().io.project() {
-            IoProj::Stream { io } => io.poll_write(cx, buf),
+            IoProj::Hop { io } => io.poll_write(cx, buf),
             IoProj::H2 { io, .. } => Pin::new(io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.project().io.project() {
-            IoProj::Stream { io } => io.poll_flush(cx),
+            IoProj::Hop { io } => io.poll_flush(cx),
             IoProj::H2 { io, .. } => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.project().io.project() {
-            IoProj::Stream { io } => io.poll_shutdown(cx),
+            IoProj::Hop { io } => io.poll_shutdown(cx),
             IoProj::H2 { io, .. } => Pin::new(io).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match &self.io {
-            Io::Stream { io } => io.is_write_vectored(),
+            Io::Hop { io } => io.is_write_vectored(),
             Io::H2 { io, .. } => io.is_write_vectored(),
         }
     }
@@ -212,8 +254,48 @@ impl<T: Write> Write for Routed<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.project().io.project() {
-            IoProj::Stream { io } => io.poll_write_vectored(cx, bufs),
+            IoProj::Hop { io } => io.poll_write_vectored(cx, bufs),
             IoProj::H2 { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
         }
+    }
+}
+
+impl<T: Read + Write + Unpin> Read for Routed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tunnel).poll_read(cx, buf)
+    }
+}
+
+impl<T: Read + Write + Unpin> Write for Routed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tunnel).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tunnel).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tunnel).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tunnel.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tunnel).poll_write_vectored(cx, bufs)
     }
 }

@@ -14,10 +14,9 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::time::Sleep;
 
-use super::{TlsStream, H2, HTTP11};
+use super::{MaybeTlsStream, TlsStream, H2, HTTP11};
 use crate::error::{BoxError, Error, ErrorKind, Phase};
 use crate::info::ConnectionInfo;
-use crate::proxy::Routed;
 use crate::stage::RoutedStream;
 use crate::target::bare_host;
 
@@ -42,7 +41,7 @@ pin_project! {
         },
         Handshaking {
             #[pin]
-            fut: tokio_rustls::Connect<TokioIo<Routed<T>>>,
+            fut: tokio_rustls::Connect<TokioIo<T>>,
             // Boxed so the future stays `Unpin`, which hyper-util's
             // `Connect` requires of a connector's future.
             deadline: Option<Pin<Box<Sleep>>>,
@@ -78,7 +77,7 @@ impl<F, T> fmt::Debug for ResponseFuture<F, T> {
 impl<F, R, E, T> Future for ResponseFuture<F, T>
 where
     F: Future<Output = Result<R, E>>,
-    R: RoutedStream<Io = T>,
+    R: RoutedStream<Stream = T>,
     E: Into<BoxError>,
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
@@ -89,36 +88,34 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Routing { fut } => {
-                    let routed = ready!(fut.poll(cx)).map_err(|e| {
-                        Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e)
-                    });
-                    let mut routed = match routed {
-                        Ok(r) => r.into_routed(),
+                    let routed = match ready!(fut.poll(cx)) {
+                        Ok(routed) => routed,
                         Err(e) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(e));
+                            return Poll::Ready(Err(Error::from_below(e)));
                         }
                     };
+                    let (stream, info) = routed.into_parts();
                     if !*this.https {
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(TlsStream::plain(routed)));
+                        return Poll::Ready(Ok(TlsStream::new(MaybeTlsStream::plain(stream), info)));
                     }
                     // SNI and the certificate check use the target's name,
                     // never the proxy's.
-                    let target = routed.info().target();
-                    let name = match ServerName::try_from(bare_host(target)).map(|n| n.to_owned()) {
-                        Ok(name) => name,
+                    let name = match ServerName::try_from(bare_host(info.target())) {
+                        Ok(name) => name.to_owned(),
                         Err(e) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(Error::new(ErrorKind::InvalidTarget, None)
-                                .with_target(target)
-                                .with_detail("not a valid DNS name or IP address")
-                                .with_source(e)));
+                            return Poll::Ready(Err(in_context(
+                                Error::new(ErrorKind::InvalidTarget, None)
+                                    .with_detail("not a valid DNS name or IP address")
+                                    .with_source(e),
+                                &info,
+                            )));
                         }
                     };
-                    let info = routed.take_info();
                     let connector = tokio_rustls::TlsConnector::from(this.config.clone());
-                    let fut = connector.connect(name, TokioIo::new(routed));
+                    let fut = connector.connect(name, TokioIo::new(stream));
                     this.state.set(State::Handshaking {
                         fut,
                         deadline: this.timeout.map(|t| Box::pin(tokio::time::sleep(t))),
@@ -140,10 +137,11 @@ where
                                     let info = info.take();
                                     let limit = this.timeout.unwrap_or_default();
                                     this.state.set(State::Done);
-                                    return Poll::Ready(Err(with_route(
-                                        Error::timeout(Phase::Tls, limit),
-                                        info.as_ref(),
-                                    )));
+                                    let e = Error::timeout(Phase::Tls, limit);
+                                    return Poll::Ready(Err(match &info {
+                                        Some(info) => in_context(e, info),
+                                        None => e,
+                                    }));
                                 }
                             }
                             return Poll::Pending;
@@ -157,9 +155,9 @@ where
                     let stream = match result {
                         Ok(stream) => stream,
                         Err(e) => {
-                            return Poll::Ready(Err(with_route(
+                            return Poll::Ready(Err(in_context(
                                 Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e),
-                                Some(&info),
+                                &info,
                             )))
                         }
                     };
@@ -182,9 +180,9 @@ where
                         "TLS handshake done"
                     );
                     if let Err(e) = check_alpn(&this.config.alpn_protocols, &info) {
-                        return Poll::Ready(Err(e));
+                        return Poll::Ready(Err(in_context(e, &info)));
                     }
-                    return Poll::Ready(Ok(TlsStream::tls(stream, info)));
+                    return Poll::Ready(Ok(TlsStream::new(MaybeTlsStream::tls(stream), info)));
                 }
                 StateProj::Done => return Poll::Ready(Err(polled_after_done())),
             }
@@ -192,13 +190,9 @@ where
     }
 }
 
-fn with_route(err: Error, info: Option<&ConnectionInfo>) -> Error {
-    match info {
-        Some(info) => err
-            .with_target(info.target())
-            .with_proxy(info.route().proxy()),
-        None => err,
-    }
+/// Names the target and the proxy of the route in an error of this stage.
+fn in_context(err: Error, info: &ConnectionInfo) -> Error {
+    err.in_context(info.route().proxy(), info.target())
 }
 
 /// HTTP/1.1 is the fallback when the target selects nothing; if it was not
@@ -211,11 +205,8 @@ fn check_alpn(offered: &[Vec<u8>], info: &ConnectionInfo) -> Result<(), Error> {
         .iter()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
-    Err(with_route(
-        Error::new(ErrorKind::AlpnMismatch, Some(Phase::Tls))
-            .with_detail(format!("offered {}", offered.join(", "))),
-        Some(info),
-    ))
+    Err(Error::new(ErrorKind::AlpnMismatch, Some(Phase::Tls))
+        .with_detail(format!("offered {}", offered.join(", "))))
 }
 
 fn polled_after_done() -> Error {

@@ -21,7 +21,7 @@ impl TlsLayer {
     pub fn new(config: Arc<ClientConfig>) -> Self {
         TlsLayer {
             config,
-            handshake_timeout: Some(crate::proxy::DEFAULT_TIMEOUT),
+            handshake_timeout: Some(crate::timeout::DEFAULT_TIMEOUT),
         }
         .with_alpn_protocols(vec![H2.to_vec(), HTTP11.to_vec()])
     }

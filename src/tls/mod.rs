@@ -49,14 +49,12 @@
 
 pub mod future;
 mod layer;
-mod proxy_tls;
 mod service;
 mod stream;
 
 pub use self::layer::TlsLayer;
-pub use self::proxy_tls::{ProxyTls, ProxyTlsFuture, ProxyTlsLayer, ProxyTlsStream};
 pub use self::service::TlsConnect;
-pub use self::stream::TlsStream;
+pub use self::stream::{MaybeTlsStream, TlsStream};
 
 pub(crate) const H2: &[u8] = b"h2";
 pub(crate) const HTTP11: &[u8] = b"http/1.1";

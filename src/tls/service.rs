@@ -8,7 +8,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::TlsStream;
-use crate::error::{BoxError, Error, ErrorKind, Phase};
+use crate::error::{BoxError, Error};
 use crate::stage::RoutedStream;
 
 /// rustls to the target over a routed stream; made by
@@ -53,17 +53,15 @@ impl<S> Service<Uri> for TlsConnect<S>
 where
     S: Service<Uri>,
     S::Response: RoutedStream,
-    <S::Response as RoutedStream>::Io: hyper::rt::Read + hyper::rt::Write + Unpin,
+    <S::Response as RoutedStream>::Stream: hyper::rt::Read + hyper::rt::Write + Unpin,
     S::Error: Into<BoxError>,
 {
-    type Response = TlsStream<<S::Response as RoutedStream>::Io>;
+    type Response = TlsStream<<S::Response as RoutedStream>::Stream>;
     type Error = Error;
-    type Future = ResponseFuture<S::Future, <S::Response as RoutedStream>::Io>;
+    type Future = ResponseFuture<S::Future, <S::Response as RoutedStream>::Stream>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| Error::from_inner(e, ErrorKind::Dial, Phase::Dial).unwrap_or_else(|e| e))
+        self.inner.poll_ready(cx).map_err(Error::from_below)
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {

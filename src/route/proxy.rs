@@ -17,7 +17,7 @@ pub enum ProxyKind {
     /// `http://`: `CONNECT` tunnels, and forwarding for `http://` targets.
     Http,
     /// `https://`: as `Http`, inside TLS to the proxy; needs
-    /// [`ProxyTlsLayer`](crate::ProxyTlsLayer) below `ProxyConnectLayer`.
+    /// [`ProxyConnectLayer::with_proxy_tls`](crate::ProxyConnectLayer::with_proxy_tls).
     Https,
     /// `socks5://`: SOCKS5, the target's name resolved locally.
     Socks5,
@@ -91,9 +91,8 @@ pub enum Http2Mode {
     Never,
 }
 
-/// A user name and password, kept for SOCKS and Digest authentication.
-/// `Debug` never shows the password.
-#[derive(Clone)]
+/// A user name and password. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Credentials {
     pub(crate) user: String,
     pub(crate) password: String,
@@ -105,7 +104,47 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// How a proxy is authenticated to: one value, so the credentials and the
+/// header sent can never disagree.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// A user name and password: Basic up front to HTTP proxies (Digest
+    /// when a `407` asks for it), RFC 1929 for SOCKS5, the user id for
+    /// SOCKS4a. `basic` is the `Proxy-Authorization` value, made once.
+    Credentials {
+        credentials: Credentials,
+        basic: HeaderValue,
+    },
+    /// A `Proxy-Authorization` value of the caller's own, sent as it is.
+    Header(HeaderValue),
+}
+
+impl Auth {
+    fn basic(user: &str, password: &str) -> Self {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut basic = HeaderValue::try_from(format!("Basic {token}"))
+            .expect("`Basic ` and base64 are always a valid header value");
+        basic.set_sensitive(true);
+        Auth::Credentials {
+            credentials: Credentials {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            },
+            basic,
+        }
+    }
+}
+
 /// A proxy: HTTP (`CONNECT` and forwarding), HTTPS, SOCKS5 or SOCKS4a.
+///
+/// A plain value: its address, how to authenticate, the headers it gets and
+/// how to speak to it. Cloning or rebuilding one changes nothing about the
+/// connections made through it; the HTTP/2 connections to proxies are kept
+/// by [`ProxyConnectLayer`](crate::ProxyConnectLayer), keyed by the proxy's
+/// address and credentials.
 ///
 /// Credentials come from the URL's userinfo (percent-decoded) or from
 /// [`Proxy::with_basic_auth`]. They are never shown: `Debug` prints
@@ -128,19 +167,14 @@ impl fmt::Debug for Credentials {
 /// assert_eq!(socks.kind(), ProxyKind::Socks5h);
 /// # Ok::<(), tower_tunnel::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
     kind: ProxyKind,
-    uri: Uri,
     authority: Authority,
-    credentials: Option<Credentials>,
-    authorization: Option<HeaderValue>,
+    auth: Auth,
     headers: HeaderMap,
     tunnel_http: bool,
     http2: Http2Mode,
-    // HTTP/2 connections to this proxy, shared by every clone of it (and so
-    // by every `ProxyConnect` routing through it).
-    h2_pool: super::h2::Pool,
 }
 
 impl Proxy {
@@ -192,28 +226,13 @@ impl Proxy {
         if authority.port_u16().is_none() {
             return Err(invalid("invalid host or port"));
         }
-        // The base connector dials SOCKS proxies as plain TCP, and HTTPS
-        // proxies as `https://` for `ProxyTlsLayer` to pick up.
-        let dial_scheme = match kind {
-            ProxyKind::Https => Scheme::HTTPS,
-            _ => Scheme::HTTP,
-        };
-        let dial = Uri::builder()
-            .scheme(dial_scheme)
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .map_err(|_| invalid("invalid host or port"))?;
         let mut proxy = Proxy {
             kind,
-            uri: dial,
             authority,
-            credentials: None,
-            authorization: None,
+            auth: Auth::None,
             headers: HeaderMap::new(),
             tunnel_http: false,
             http2: Http2Mode::Auto,
-            h2_pool: super::h2::Pool::default(),
         };
         if let Some(userinfo) = userinfo {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -228,20 +247,11 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// Sets credentials, replacing any from the URL: Basic for HTTP
-    /// proxies (and Digest when the proxy asks for it), RFC 1929 for
-    /// SOCKS5, the user id for SOCKS4a.
+    /// Sets credentials, replacing any from the URL or an earlier
+    /// `Proxy-Authorization` header: Basic for HTTP proxies (and Digest when
+    /// the proxy asks for it), RFC 1929 for SOCKS5, the user id for SOCKS4a.
     pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        // Base64 output is always a valid header value.
-        let mut value = HeaderValue::try_from(format!("Basic {token}"))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        value.set_sensitive(true);
-        self.authorization = Some(value);
-        self.credentials = Some(Credentials {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        });
+        self.auth = Auth::basic(user, password);
         self
     }
 
@@ -249,11 +259,12 @@ impl Proxy {
     /// and forwarded requests).
     ///
     /// A `Proxy-Authorization` header set here is marked sensitive and
-    /// replaces the credentials' Basic header.
+    /// replaces the credentials: it is sent as it is, and a `407` is not
+    /// answered.
     pub fn with_header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
         if name == http::header::PROXY_AUTHORIZATION {
             value.set_sensitive(true);
-            self.authorization = Some(value);
+            self.auth = Auth::Header(value);
         } else {
             self.headers.append(name, value);
         }
@@ -282,16 +293,6 @@ impl Proxy {
         self.http2
     }
 
-    /// The URI to dial for an HTTP/1.1-only connection to this proxy: the
-    /// proxy-TLS layer then offers no `h2`.
-    pub(crate) fn http1_uri(&self) -> Uri {
-        let mut parts = self.uri.clone().into_parts();
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static(
-            super::h2::HTTP1_ONLY_PATH,
-        ));
-        Uri::from_parts(parts).unwrap_or_else(|_| self.uri.clone())
-    }
-
     /// What kind of proxy this is.
     pub fn kind(&self) -> ProxyKind {
         self.kind
@@ -302,16 +303,9 @@ impl Proxy {
         &self.authority
     }
 
-    /// The URI the base connector is asked to dial (no credentials):
-    /// `https://host:port/` for HTTPS proxies, `http://host:port/` for
-    /// the rest.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
-
-    /// Whether credentials are set.
+    /// Whether credentials (or a `Proxy-Authorization` header) are set.
     pub fn has_credentials(&self) -> bool {
-        self.authorization.is_some() || self.credentials.is_some()
+        self.auth != Auth::None
     }
 
     /// Whether `http://` targets are tunnelled rather than forwarded.
@@ -319,20 +313,55 @@ impl Proxy {
         self.tunnel_http
     }
 
+    /// Whether a request for `uri` is forwarded to this proxy in
+    /// absolute-form (an `http://` target through an HTTP or HTTPS proxy
+    /// that does not tunnel it), rather than tunnelled.
+    pub fn forwards(&self, uri: &Uri) -> bool {
+        matches!(self.kind, ProxyKind::Http | ProxyKind::Https)
+            && !self.tunnel_http
+            && uri.scheme() == Some(&Scheme::HTTP)
+    }
+
+    /// The headers every request forwarded to this proxy carries: its
+    /// `Proxy-Authorization` (Basic, or your own) and the headers added with
+    /// [`Proxy::with_header`]. Values are marked sensitive where they hold
+    /// credentials.
+    ///
+    /// [`Proxies::forward_headers`](crate::Proxies::forward_headers) and
+    /// [`ForwardProxyLayer`](crate::ForwardProxyLayer) put them on requests
+    /// for you.
+    pub fn forward_headers(&self) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        if let Some(auth) = self.authorization() {
+            headers.insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        headers
+    }
+
+    /// The `Proxy-Authorization` sent before any challenge.
     pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
-        self.authorization.as_ref()
+        match &self.auth {
+            Auth::None => None,
+            Auth::Credentials { basic, .. } => Some(basic),
+            Auth::Header(value) => Some(value),
+        }
     }
 
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The user name and password, for SOCKS and Digest.
     pub(crate) fn credentials(&self) -> Option<&Credentials> {
-        self.credentials.as_ref()
+        match &self.auth {
+            Auth::Credentials { credentials, .. } => Some(credentials),
+            _ => None,
+        }
     }
 
+    /// The headers added with [`Proxy::with_header`].
     pub(crate) fn headers(&self) -> &HeaderMap {
         &self.headers
-    }
-
-    pub(crate) fn h2_pool(&self) -> &super::h2::Pool {
-        &self.h2_pool
     }
 }
 
@@ -379,11 +408,14 @@ mod tests {
     #[test]
     fn parses_forms() {
         let p = Proxy::new("127.0.0.1:3128").unwrap();
-        assert_eq!(p.uri().to_string(), "http://127.0.0.1:3128/");
+        assert_eq!(
+            (p.kind(), p.authority().as_str()),
+            (ProxyKind::Http, "127.0.0.1:3128")
+        );
         let p = Proxy::new("https://proxy.corp").unwrap();
         assert_eq!(
-            (p.kind(), p.uri().to_string()),
-            (ProxyKind::Https, "https://proxy.corp:443/".into())
+            (p.kind(), p.authority().as_str()),
+            (ProxyKind::Https, "proxy.corp:443")
         );
         let p = Proxy::new("SOCKS5H://u:p@[::1]").unwrap();
         assert_eq!(
@@ -411,6 +443,43 @@ mod tests {
             "{debug}"
         );
         assert_eq!(p.authority().as_str(), "127.0.0.1:3128");
+    }
+
+    #[test]
+    fn one_auth_value() {
+        let p = Proxy::new("http://a:b@127.0.0.1:3128").unwrap();
+        let header = HeaderValue::from_static("Bearer t0ken");
+        let p = p.with_header(http::header::PROXY_AUTHORIZATION, header.clone());
+        // The header replaced the credentials: nothing can send both.
+        assert!(p.credentials().is_none());
+        assert_eq!(p.authorization(), Some(&header));
+        let p = p.with_basic_auth("c", "d");
+        assert_eq!(p.credentials().unwrap().user, "c");
+        assert_eq!(p.authorization().unwrap().as_bytes(), b"Basic Yzpk");
+        // A value: equal settings are equal proxies.
+        assert_eq!(p.clone(), p);
+    }
+
+    #[test]
+    fn forward_headers_carry_auth_and_extras() {
+        let p = Proxy::new("http://u:p@127.0.0.1:3128")
+            .unwrap()
+            .with_header(
+                HeaderName::from_static("x-trace"),
+                HeaderValue::from_static("1"),
+            );
+        let h = p.forward_headers();
+        assert_eq!(h["proxy-authorization"], "Basic dTpw");
+        assert!(h["proxy-authorization"].is_sensitive());
+        assert_eq!(h["x-trace"], "1");
+        assert!(p.forwards(&"http://example.com/".parse().unwrap()));
+        assert!(!p.forwards(&"https://example.com/".parse().unwrap()));
+        assert!(!p
+            .clone()
+            .with_http_tunneling(true)
+            .forwards(&"http://example.com/".parse().unwrap()));
+        let socks = Proxy::new("socks5://127.0.0.1:1080").unwrap();
+        assert!(!socks.forwards(&"http://example.com/".parse().unwrap()));
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! `CONNECT` over HTTP/2 (RFC 9113 §8.5): many tunnels, one stream each,
-//! over one TLS connection to an `https://` proxy.
+//! The HTTP/2 connections to `https://` proxies: many tunnels, one stream
+//! each, over one TLS connection (RFC 9113 §8.5).
 //!
-//! A pool per [`ProxyConnectLayer`](crate::ProxyConnectLayer) keeps the
-//! proxy connections, keyed by the proxy's authority. A connection takes new
+//! One pool per [`ProxyConnectLayer`](crate::ProxyConnectLayer), shared by
+//! every clone of it and of the services it makes, keeps the proxy
+//! connections, keyed by the proxy's authority and credentials (so a
+//! matcher that builds a fresh `Proxy` for each call still shares them). A
+//! connection takes new
 //! tunnels while fewer than [`MAX_STREAMS`] are open on it; hyper does not
 //! expose the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`, so the count is
 //! kept here, and each tunnel's [`Lease`] gives its slot back when the
@@ -16,16 +19,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{HeaderValue, Method, Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 
-use super::Proxy;
-
-/// The dial path `ProxyConnect` asks for when the proxy must not be offered
-/// `h2`: the proxy-TLS layer then offers `http/1.1` alone.
-pub(crate) const HTTP1_ONLY_PATH: &str = "/.tower-tunnel/http1";
+use crate::route::{Auth, Proxy};
 
 /// Tunnels per proxy connection. RFC 9113 §6.5.2 recommends a limit of at
 /// least 100 concurrent streams, and nghttpx, squid's peers and most
@@ -36,18 +35,35 @@ type Sender = SendRequest<Empty<Bytes>>;
 type ResponseFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<Response<Incoming>>> + Send>>;
 
+/// Which proxy connections a tunnel may share: same proxy, same
+/// credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    authority: Authority,
+    auth: Auth,
+}
+
+impl Key {
+    pub(crate) fn new(proxy: &Proxy) -> Self {
+        Key {
+            authority: proxy.authority().clone(),
+            auth: proxy.auth().clone(),
+        }
+    }
+}
+
 /// The HTTP/2 connections to proxies, shared by every clone of a
-/// `ProxyConnect`.
+/// `ProxyConnectLayer` and of the services it makes.
 #[derive(Clone, Default)]
 pub(crate) struct Pool {
-    inner: Arc<Mutex<HashMap<Authority, Slot>>>,
+    inner: Arc<Mutex<HashMap<Key, Slot>>>,
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let map = self.lock();
         f.debug_map()
-            .entries(map.iter().map(|(k, v)| (k, v.conns.len())))
+            .entries(map.iter().map(|(k, v)| (&k.authority, v.conns.len())))
             .finish()
     }
 }
@@ -107,7 +123,7 @@ pub(crate) struct Sent {
 }
 
 impl Pool {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Authority, Slot>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Slot>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -115,7 +131,7 @@ impl Pool {
     /// there is one.
     pub(crate) fn send(
         &self,
-        proxy: &Authority,
+        proxy: &Key,
         req: Request<Empty<Bytes>>,
     ) -> Result<Sent, Box<Request<Empty<Bytes>>>> {
         let mut map = self.lock();
@@ -153,7 +169,7 @@ impl Pool {
     /// Adds a new connection to `proxy` and sends `req` on it.
     pub(crate) fn insert(
         &self,
-        proxy: &Authority,
+        proxy: &Key,
         send: Sender,
         req: Request<Empty<Bytes>>,
     ) -> Sent {
@@ -172,14 +188,14 @@ impl Pool {
     }
 
     /// Forgets connection `id`: it failed, so no new tunnel may use it.
-    pub(crate) fn evict(&self, proxy: &Authority, id: u64) {
+    pub(crate) fn evict(&self, proxy: &Key, id: u64) {
         if let Some(slot) = self.lock().get_mut(proxy) {
             slot.conns.retain(|c| c.id != id);
         }
     }
 
     /// The lock held while a new connection to `proxy` is opened.
-    pub(crate) fn opener(&self, proxy: &Authority) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn opener(&self, proxy: &Key) -> Arc<tokio::sync::Mutex<()>> {
         self.lock()
             .entry(proxy.clone())
             .or_default()
@@ -188,51 +204,12 @@ impl Pool {
     }
 
     /// Whether `proxy` last answered without `h2`.
-    pub(crate) fn is_h1_only(&self, proxy: &Authority) -> bool {
+    pub(crate) fn is_h1_only(&self, proxy: &Key) -> bool {
         self.lock().get(proxy).is_some_and(|s| s.h1_only)
     }
 
-    pub(crate) fn set_h1_only(&self, proxy: &Authority) {
+    pub(crate) fn set_h1_only(&self, proxy: &Key) {
         self.lock().entry(proxy.clone()).or_default().h1_only = true;
     }
 }
 
-/// The `CONNECT` request for `target` (RFC 9113 §8.5: `:method` and
-/// `:authority` only, no `:scheme` or `:path`), with the proxy's
-/// credentials and extra headers.
-pub(crate) fn connect_request(
-    target: &Authority,
-    proxy: &Proxy,
-    authorization: Option<&HeaderValue>,
-) -> Request<Empty<Bytes>> {
-    let mut req = Request::new(Empty::new());
-    *req.method_mut() = Method::CONNECT;
-    *req.uri_mut() = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_str().as_bytes()))
-        .unwrap_or_default();
-    *req.version_mut() = http::Version::HTTP_2;
-    let headers = req.headers_mut();
-    if let Some(auth) = authorization.or(proxy.authorization()) {
-        headers.insert(http::header::PROXY_AUTHORIZATION, auth.clone());
-    }
-    for (name, value) in proxy.headers() {
-        headers.append(name, value.clone());
-    }
-    req
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_request_is_authority_form() {
-        let proxy = Proxy::new("https://u:p@127.0.0.1:8443").unwrap();
-        let target: Authority = "example.com:443".parse().unwrap();
-        let req = connect_request(&target, &proxy, None);
-        assert_eq!(req.method(), Method::CONNECT);
-        assert_eq!(req.uri().authority(), Some(&target));
-        assert!(req.uri().scheme().is_none());
-        assert_eq!(req.uri().path_and_query(), None);
-        assert!(req.headers()[http::header::PROXY_AUTHORIZATION].is_sensitive());
-    }
-}

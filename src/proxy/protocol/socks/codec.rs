@@ -1,23 +1,10 @@
-//! SOCKS5 (RFC 1928) with username/password authentication (RFC 1929), and
-//! SOCKS4a.
-//!
-//! The messages are built by pure encoders and the proxy's answers read by
-//! pure parsers over `&[u8]`, which say how many bytes they still need. The
-//! async handshakes read exactly that many: never a byte past the reply, so
-//! a target that speaks first (SMTP, SSH) loses nothing, and a reply costs
-//! at most [`MAX_REPLY`] bytes of buffer whatever the proxy sends.
-//!
-//! hyper-util's `SocksV5`/`SocksV4` connectors are not used: they dial the
-//! proxy themselves (so they cannot run inside an HTTPS proxy's TLS, or
-//! under this crate's phase timeouts), read up to 513 bytes at a time and
-//! drop what follows the reply, and report reply codes without their value.
+//! The SOCKS messages: pure encoders, and parsers over `&[u8]` that say how
+//! many bytes a reply still needs.
 
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest SOCKS5 reply: VER REP RSV ATYP, a length-prefixed domain of
 /// 255 bytes, and the port.
@@ -71,38 +58,138 @@ impl fmt::Display for TargetAddr {
     }
 }
 
-/// Resolves `host` locally for `socks5://`, taking the first address the
-/// system returns (its own preference order, as curl does).
-pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    tokio::net::lookup_host((host, port))
-        .await?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "name resolved to no address"))
+/// A SOCKS5 reply code other than success (RFC 1928 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Socks5Reply {
+    /// 0x01.
+    GeneralFailure,
+    /// 0x02: the proxy's rules forbid this connection.
+    NotAllowed,
+    /// 0x03.
+    NetworkUnreachable,
+    /// 0x04.
+    HostUnreachable,
+    /// 0x05: the target refused the proxy's connection.
+    ConnectionRefused,
+    /// 0x06.
+    TtlExpired,
+    /// 0x07: the proxy does not support CONNECT.
+    CommandNotSupported,
+    /// 0x08: the proxy does not take this kind of address (often: a
+    /// domain name sent to a proxy that wants `socks5://`).
+    AddressTypeNotSupported,
+    /// A code RFC 1928 does not define.
+    Unknown(u8),
+}
+
+impl Socks5Reply {
+    pub(crate) fn from_code(code: u8) -> Self {
+        match code {
+            0x01 => Socks5Reply::GeneralFailure,
+            0x02 => Socks5Reply::NotAllowed,
+            0x03 => Socks5Reply::NetworkUnreachable,
+            0x04 => Socks5Reply::HostUnreachable,
+            0x05 => Socks5Reply::ConnectionRefused,
+            0x06 => Socks5Reply::TtlExpired,
+            0x07 => Socks5Reply::CommandNotSupported,
+            0x08 => Socks5Reply::AddressTypeNotSupported,
+            other => Socks5Reply::Unknown(other),
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Socks5Reply::GeneralFailure => 0x01,
+            Socks5Reply::NotAllowed => 0x02,
+            Socks5Reply::NetworkUnreachable => 0x03,
+            Socks5Reply::HostUnreachable => 0x04,
+            Socks5Reply::ConnectionRefused => 0x05,
+            Socks5Reply::TtlExpired => 0x06,
+            Socks5Reply::CommandNotSupported => 0x07,
+            Socks5Reply::AddressTypeNotSupported => 0x08,
+            Socks5Reply::Unknown(code) => code,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Socks5Reply::GeneralFailure => "general failure",
+            Socks5Reply::NotAllowed => "not allowed by its ruleset",
+            Socks5Reply::NetworkUnreachable => "network unreachable",
+            Socks5Reply::HostUnreachable => "host unreachable",
+            Socks5Reply::ConnectionRefused => "connection refused by the target",
+            Socks5Reply::TtlExpired => "TTL expired",
+            Socks5Reply::CommandNotSupported => "command not supported",
+            Socks5Reply::AddressTypeNotSupported => "address type not supported",
+            Socks5Reply::Unknown(_) => "unknown reply code",
+        }
+    }
+}
+
+impl fmt::Display for Socks5Reply {
+    /// `host unreachable (reply 0x04)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (reply {:#04x})", self.reason(), self.code())
+    }
+}
+
+/// A SOCKS4 reply code other than 0x5A, granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Socks4Reply {
+    /// 0x5B: request rejected or failed.
+    Rejected,
+    /// 0x5C: the proxy could not reach identd on the client.
+    IdentdUnreachable,
+    /// 0x5D: identd reported a different user id.
+    IdentdMismatch,
+    /// A code the protocol does not define.
+    Unknown(u8),
+}
+
+impl Socks4Reply {
+    pub(crate) fn from_code(code: u8) -> Self {
+        match code {
+            0x5B => Socks4Reply::Rejected,
+            0x5C => Socks4Reply::IdentdUnreachable,
+            0x5D => Socks4Reply::IdentdMismatch,
+            other => Socks4Reply::Unknown(other),
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Socks4Reply::Rejected => 0x5B,
+            Socks4Reply::IdentdUnreachable => 0x5C,
+            Socks4Reply::IdentdMismatch => 0x5D,
+            Socks4Reply::Unknown(code) => code,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Socks4Reply::Rejected => "request rejected or failed",
+            Socks4Reply::IdentdUnreachable => "it could not reach identd on the client",
+            Socks4Reply::IdentdMismatch => "identd reported a different user id",
+            Socks4Reply::Unknown(_) => "unknown reply code",
+        }
+    }
+}
+
+impl fmt::Display for Socks4Reply {
+    /// `request rejected or failed (reply 0x5b)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (reply {:#04x})", self.reason(), self.code())
+    }
 }
 
 /// Why a SOCKS handshake failed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub(crate) enum SocksError {
-    /// SOCKS5 reply 0x01.
-    GeneralFailure,
-    /// SOCKS5 reply 0x02: the proxy's rules forbid this connection.
-    NotAllowed,
-    /// SOCKS5 reply 0x03.
-    NetworkUnreachable,
-    /// SOCKS5 reply 0x04.
-    HostUnreachable,
-    /// SOCKS5 reply 0x05: the target refused the proxy's connection.
-    ConnectionRefused,
-    /// SOCKS5 reply 0x06.
-    TtlExpired,
-    /// SOCKS5 reply 0x07: the proxy does not support CONNECT.
-    CommandNotSupported,
-    /// SOCKS5 reply 0x08: the proxy does not take this kind of address
-    /// (often: a domain name sent to a proxy that wants `socks5://`).
-    AddressTypeNotSupported,
-    /// A SOCKS5 reply code RFC 1928 does not define.
-    UnknownReply(u8),
+    /// A SOCKS5 reply other than success.
+    Socks5Refused(Socks5Reply),
+    /// A SOCKS4 reply other than granted.
+    Socks4Refused(Socks4Reply),
     /// The proxy accepts none of the offered authentication methods
     /// (method 0xFF): it wants credentials this client did not offer.
     NoAcceptableMethods,
@@ -111,14 +198,6 @@ pub(crate) enum SocksError {
     AuthRequired,
     /// The proxy rejected the username and password (RFC 1929 status).
     AuthFailed(u8),
-    /// SOCKS4 reply 0x5B: request rejected or failed.
-    Socks4Rejected,
-    /// SOCKS4 reply 0x5C: the proxy could not reach identd on the client.
-    Socks4IdentdUnreachable,
-    /// SOCKS4 reply 0x5D: identd reported a different user id.
-    Socks4IdentdMismatch,
-    /// A SOCKS4 reply code the protocol does not define.
-    Socks4UnknownReply(u8),
     /// The proxy's answer breaks the protocol.
     Malformed(Malformed),
     /// The proxy closed the connection; `received` bytes of the current
@@ -160,84 +239,35 @@ pub(crate) enum Malformed {
 }
 
 impl SocksError {
-    /// The SOCKS5 reply code, for the errors that carry one.
+    /// The reply code, for a refusal.
+    #[cfg(test)]
     pub(crate) fn reply_code(&self) -> Option<u8> {
-        Some(match self {
-            SocksError::GeneralFailure => 0x01,
-            SocksError::NotAllowed => 0x02,
-            SocksError::NetworkUnreachable => 0x03,
-            SocksError::HostUnreachable => 0x04,
-            SocksError::ConnectionRefused => 0x05,
-            SocksError::TtlExpired => 0x06,
-            SocksError::CommandNotSupported => 0x07,
-            SocksError::AddressTypeNotSupported => 0x08,
-            SocksError::UnknownReply(code) => *code,
-            SocksError::Socks4Rejected => 0x5B,
-            SocksError::Socks4IdentdUnreachable => 0x5C,
-            SocksError::Socks4IdentdMismatch => 0x5D,
-            SocksError::Socks4UnknownReply(code) => *code,
-            _ => return None,
-        })
-    }
-
-    fn from_socks5_reply(code: u8) -> Self {
-        match code {
-            0x01 => SocksError::GeneralFailure,
-            0x02 => SocksError::NotAllowed,
-            0x03 => SocksError::NetworkUnreachable,
-            0x04 => SocksError::HostUnreachable,
-            0x05 => SocksError::ConnectionRefused,
-            0x06 => SocksError::TtlExpired,
-            0x07 => SocksError::CommandNotSupported,
-            0x08 => SocksError::AddressTypeNotSupported,
-            other => SocksError::UnknownReply(other),
+        match self {
+            SocksError::Socks5Refused(reply) => Some(reply.code()),
+            SocksError::Socks4Refused(reply) => Some(reply.code()),
+            _ => None,
         }
     }
 
-    fn from_socks4_reply(code: u8) -> Self {
-        match code {
-            0x5B => SocksError::Socks4Rejected,
-            0x5C => SocksError::Socks4IdentdUnreachable,
-            0x5D => SocksError::Socks4IdentdMismatch,
-            other => SocksError::Socks4UnknownReply(other),
+    /// The short reason of a refusal: `host unreachable (reply 0x04)`.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        match self {
+            SocksError::Socks5Refused(reply) => Some(reply.to_string()),
+            SocksError::Socks4Refused(reply) => Some(reply.to_string()),
+            _ => None,
         }
     }
 }
 
 impl fmt::Display for SocksError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let socks5_refusal = match self {
-            SocksError::GeneralFailure => Some("general failure"),
-            SocksError::NotAllowed => Some("not allowed by its ruleset"),
-            SocksError::NetworkUnreachable => Some("network unreachable"),
-            SocksError::HostUnreachable => Some("host unreachable"),
-            SocksError::ConnectionRefused => Some("connection refused by the target"),
-            SocksError::TtlExpired => Some("TTL expired"),
-            SocksError::CommandNotSupported => Some("command not supported"),
-            SocksError::AddressTypeNotSupported => Some("address type not supported"),
-            SocksError::UnknownReply(_) => Some("unknown reply code"),
-            _ => None,
-        };
-        if let (Some(why), Some(code)) = (socks5_refusal, self.reply_code()) {
-            return write!(
-                f,
-                "SOCKS5 proxy refused the connection: {why} (reply {code:#04x})"
-            );
-        }
-        let socks4_refusal = match self {
-            SocksError::Socks4Rejected => Some("request rejected or failed"),
-            SocksError::Socks4IdentdUnreachable => Some("it could not reach identd on the client"),
-            SocksError::Socks4IdentdMismatch => Some("identd reported a different user id"),
-            SocksError::Socks4UnknownReply(_) => Some("unknown reply code"),
-            _ => None,
-        };
-        if let (Some(why), Some(code)) = (socks4_refusal, self.reply_code()) {
-            return write!(
-                f,
-                "SOCKS4 proxy refused the connection: {why} (reply {code:#04x})"
-            );
-        }
         match self {
+            SocksError::Socks5Refused(reply) => {
+                write!(f, "SOCKS5 proxy refused the connection: {reply}")
+            }
+            SocksError::Socks4Refused(reply) => {
+                write!(f, "SOCKS4 proxy refused the connection: {reply}")
+            }
             SocksError::NoAcceptableMethods => f.write_str(
                 "SOCKS5 proxy accepts none of the offered authentication methods \
                  (method 0xff): it may require credentials",
@@ -284,8 +314,6 @@ impl fmt::Display for SocksError {
                 write!(f, "SOCKS4 cannot carry the IPv6 address {ip}")
             }
             SocksError::Io(_) => f.write_str("SOCKS handshake failed reading or writing"),
-            // Every reply-code variant returned above.
-            _ => f.write_str("SOCKS proxy refused the connection"),
         }
     }
 }
@@ -468,7 +496,7 @@ pub(crate) fn parse_socks5_reply(buf: &[u8]) -> Result<Parsed<BoundAddr>, SocksE
     match buf.get(1) {
         None => return Ok(Parsed::Incomplete { needed: 2 }),
         Some(0) => {}
-        Some(&code) => return Err(SocksError::from_socks5_reply(code)),
+        Some(&code) => return Err(SocksError::Socks5Refused(Socks5Reply::from_code(code))),
     }
     // ATYP and the first address byte (the domain's length) fix the size.
     let (Some(&atyp), Some(&first)) = (buf.get(3), buf.get(4)) else {
@@ -515,7 +543,7 @@ pub(crate) fn parse_socks4_reply(buf: &[u8]) -> Result<Parsed<SocketAddrV4>, Soc
     match buf.get(1) {
         None => return Ok(Parsed::Incomplete { needed: 2 }),
         Some(0x5A) => {}
-        Some(&code) => return Err(SocksError::from_socks4_reply(code)),
+        Some(&code) => return Err(SocksError::Socks4Refused(Socks4Reply::from_code(code))),
     }
     let [_, _, p0, p1, a, b, c, d, ..] = *buf else {
         return Ok(Parsed::Incomplete { needed: 8 });
@@ -530,97 +558,6 @@ fn check_version(buf: &[u8], expected: u8) -> Result<(), SocksError> {
             Err(SocksError::Malformed(Malformed::Version { expected, got }))
         }
         _ => Ok(()),
-    }
-}
-
-/// SOCKS5 CONNECT to `target` over `io`, authenticating with `auth` when
-/// the proxy asks for it. On success the stream is a tunnel to the target
-/// and nothing after the reply has been read.
-pub(crate) async fn socks5_handshake<T>(
-    io: &mut T,
-    target: TargetAddr,
-    auth: Option<(&str, &str)>,
-) -> Result<(), SocksError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin,
-{
-    // Encode everything first: an unsendable name or credential fails
-    // before a byte goes to the proxy.
-    let connect = encode_connect(&target)?;
-    let user_pass = auth.map(|(u, p)| encode_user_pass(u, p)).transpose()?;
-    let mut io = TokioIo::new(io);
-    let mut buf = [0u8; MAX_REPLY];
-
-    send(&mut io, &encode_greeting(user_pass.is_some())).await?;
-    let method = read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
-    if method == Method::UserPass {
-        if let Some(msg) = &user_pass {
-            send(&mut io, msg).await?;
-            read_reply(&mut io, &mut buf, parse_auth_status).await?;
-        }
-    }
-    send(&mut io, &connect).await?;
-    let bound = read_reply(&mut io, &mut buf, parse_socks5_reply).await?;
-    tracing::trace!(?bound, %target, "SOCKS5 proxy opened the tunnel");
-    Ok(())
-}
-
-/// SOCKS4 CONNECT to `target` (SOCKS4a when it is a domain), with
-/// `user_id` as the USERID field (empty when `None`).
-pub(crate) async fn socks4a_handshake<T>(
-    io: &mut T,
-    target: TargetAddr,
-    user_id: Option<&str>,
-) -> Result<(), SocksError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin,
-{
-    let connect = encode_socks4a_connect(&target, user_id.unwrap_or(""))?;
-    let mut io = TokioIo::new(io);
-    let mut buf = [0u8; 8];
-    send(&mut io, &connect).await?;
-    let bound = read_reply(&mut io, &mut buf, parse_socks4_reply).await?;
-    tracing::trace!(?bound, %target, "SOCKS4 proxy opened the tunnel");
-    Ok(())
-}
-
-async fn send<T>(io: &mut TokioIo<T>, msg: &[u8]) -> Result<(), SocksError>
-where
-    T: hyper::rt::Write + Unpin,
-{
-    io.write_all(msg).await?;
-    io.flush().await?;
-    Ok(())
-}
-
-/// Reads one reply into `buf`, asking the stream for no more than the
-/// parser says the reply still needs.
-async fn read_reply<T, R>(
-    io: &mut TokioIo<T>,
-    buf: &mut [u8],
-    parse: impl Fn(&[u8]) -> Result<Parsed<R>, SocksError>,
-) -> Result<R, SocksError>
-where
-    T: hyper::rt::Read + Unpin,
-{
-    let mut filled = 0;
-    loop {
-        let needed = match parse(&buf[..filled])? {
-            Parsed::Complete(reply, _) => return Ok(reply),
-            Parsed::Incomplete { needed } => needed,
-        };
-        // `needed > filled` for every parser; the `max` keeps a wrong bound
-        // from turning into a zero-length read that looks like EOF.
-        let end = needed.max(filled + 1).min(buf.len());
-        if end <= filled {
-            // Unreachable with the parsers above: a reply fits in `buf`.
-            return Err(SocksError::Closed { received: filled });
-        }
-        let n = io.read(&mut buf[filled..end]).await?;
-        if n == 0 {
-            return Err(SocksError::Closed { received: filled });
-        }
-        filled += n;
     }
 }
 
@@ -860,11 +797,11 @@ mod tests {
         }
         assert!(matches!(
             parse_socks5_reply(&[5, 4]),
-            Err(SocksError::HostUnreachable)
+            Err(SocksError::Socks5Refused(Socks5Reply::HostUnreachable))
         ));
         assert!(matches!(
             parse_socks5_reply(&[5, 9]),
-            Err(SocksError::UnknownReply(9))
+            Err(SocksError::Socks5Refused(Socks5Reply::Unknown(9)))
         ));
         assert!(matches!(
             parse_socks5_reply(&[5, 0, 0, 2, 0]),
@@ -995,22 +932,22 @@ mod tests {
     #[test]
     fn display_texts() {
         let cases: Vec<(SocksError, &str)> = vec![
-            (SocksError::GeneralFailure, "SOCKS5 proxy refused the connection: general failure (reply 0x01)"),
-            (SocksError::NotAllowed, "SOCKS5 proxy refused the connection: not allowed by its ruleset (reply 0x02)"),
-            (SocksError::NetworkUnreachable, "SOCKS5 proxy refused the connection: network unreachable (reply 0x03)"),
-            (SocksError::HostUnreachable, "SOCKS5 proxy refused the connection: host unreachable (reply 0x04)"),
-            (SocksError::ConnectionRefused, "SOCKS5 proxy refused the connection: connection refused by the target (reply 0x05)"),
-            (SocksError::TtlExpired, "SOCKS5 proxy refused the connection: TTL expired (reply 0x06)"),
-            (SocksError::CommandNotSupported, "SOCKS5 proxy refused the connection: command not supported (reply 0x07)"),
-            (SocksError::AddressTypeNotSupported, "SOCKS5 proxy refused the connection: address type not supported (reply 0x08)"),
-            (SocksError::UnknownReply(0x2a), "SOCKS5 proxy refused the connection: unknown reply code (reply 0x2a)"),
+            (SocksError::Socks5Refused(Socks5Reply::GeneralFailure), "SOCKS5 proxy refused the connection: general failure (reply 0x01)"),
+            (SocksError::Socks5Refused(Socks5Reply::NotAllowed), "SOCKS5 proxy refused the connection: not allowed by its ruleset (reply 0x02)"),
+            (SocksError::Socks5Refused(Socks5Reply::NetworkUnreachable), "SOCKS5 proxy refused the connection: network unreachable (reply 0x03)"),
+            (SocksError::Socks5Refused(Socks5Reply::HostUnreachable), "SOCKS5 proxy refused the connection: host unreachable (reply 0x04)"),
+            (SocksError::Socks5Refused(Socks5Reply::ConnectionRefused), "SOCKS5 proxy refused the connection: connection refused by the target (reply 0x05)"),
+            (SocksError::Socks5Refused(Socks5Reply::TtlExpired), "SOCKS5 proxy refused the connection: TTL expired (reply 0x06)"),
+            (SocksError::Socks5Refused(Socks5Reply::CommandNotSupported), "SOCKS5 proxy refused the connection: command not supported (reply 0x07)"),
+            (SocksError::Socks5Refused(Socks5Reply::AddressTypeNotSupported), "SOCKS5 proxy refused the connection: address type not supported (reply 0x08)"),
+            (SocksError::Socks5Refused(Socks5Reply::Unknown(0x2a)), "SOCKS5 proxy refused the connection: unknown reply code (reply 0x2a)"),
             (SocksError::NoAcceptableMethods, "SOCKS5 proxy accepts none of the offered authentication methods (method 0xff): it may require credentials"),
             (SocksError::AuthRequired, "SOCKS5 proxy requires username/password authentication, and no credentials were given"),
             (SocksError::AuthFailed(1), "SOCKS5 proxy rejected the username and password (status 0x01)"),
-            (SocksError::Socks4Rejected, "SOCKS4 proxy refused the connection: request rejected or failed (reply 0x5b)"),
-            (SocksError::Socks4IdentdUnreachable, "SOCKS4 proxy refused the connection: it could not reach identd on the client (reply 0x5c)"),
-            (SocksError::Socks4IdentdMismatch, "SOCKS4 proxy refused the connection: identd reported a different user id (reply 0x5d)"),
-            (SocksError::Socks4UnknownReply(0x42), "SOCKS4 proxy refused the connection: unknown reply code (reply 0x42)"),
+            (SocksError::Socks4Refused(Socks4Reply::Rejected), "SOCKS4 proxy refused the connection: request rejected or failed (reply 0x5b)"),
+            (SocksError::Socks4Refused(Socks4Reply::IdentdUnreachable), "SOCKS4 proxy refused the connection: it could not reach identd on the client (reply 0x5c)"),
+            (SocksError::Socks4Refused(Socks4Reply::IdentdMismatch), "SOCKS4 proxy refused the connection: identd reported a different user id (reply 0x5d)"),
+            (SocksError::Socks4Refused(Socks4Reply::Unknown(0x42)), "SOCKS4 proxy refused the connection: unknown reply code (reply 0x42)"),
             (SocksError::Malformed(Malformed::Version { expected: 5, got: 0x48 }), "SOCKS proxy sent a malformed reply: version 0x48, expected 0x05"),
             (SocksError::Malformed(Malformed::UnofferedMethod(3)), "SOCKS5 proxy sent a malformed reply: it chose authentication method 0x03, which was not offered"),
             (SocksError::Malformed(Malformed::AddressType(9)), "SOCKS5 proxy sent a malformed reply: unknown address type 0x09"),
@@ -1033,369 +970,4 @@ mod tests {
         );
     }
 
-    // ---- handshakes over loopback sockets ----
-
-    enum Step {
-        /// Read exactly these bytes from the client.
-        Expect(&'static [u8]),
-        Send(&'static [u8]),
-        /// Close the connection now.
-        Close,
-    }
-
-    /// A SOCKS proxy that follows `steps`, asserting the client's exact
-    /// bytes, then reports whether the client sent anything more.
-    async fn scripted(steps: Vec<Step>) -> (SocketAddr, JoinHandle<Vec<u8>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            for step in steps {
-                match step {
-                    Step::Expect(want) => {
-                        let mut got = vec![0; want.len()];
-                        s.read_exact(&mut got).await.unwrap();
-                        assert_eq!(got, want, "client sent {got:02x?}, expected {want:02x?}");
-                    }
-                    Step::Send(bytes) => s.write_all(bytes).await.unwrap(),
-                    Step::Close => return Vec::new(),
-                }
-            }
-            let mut rest = Vec::new();
-            let _ = s.read_to_end(&mut rest).await;
-            rest
-        });
-        (addr, task)
-    }
-
-    async fn dial(addr: SocketAddr) -> TokioIo<TcpStream> {
-        TokioIo::new(TcpStream::connect(addr).await.unwrap())
-    }
-
-    const CONNECT_EXAMPLE: &[u8] = b"\x05\x01\x00\x03\x0bexample.com\x01\xbb";
-    const OK_V4: &[u8] = &[5, 0, 0, 1, 127, 0, 0, 1, 0x04, 0x38];
-
-    #[tokio::test]
-    async fn socks5_no_auth_success() {
-        let (addr, server) = scripted(vec![
-            Step::Expect(&[5, 1, 0]),
-            Step::Send(&[5, 0]),
-            Step::Expect(CONNECT_EXAMPLE),
-            Step::Send(OK_V4),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        socks5_handshake(&mut io, domain("example.com", 443), None)
-            .await
-            .unwrap();
-        drop(io);
-        assert!(server.await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn socks5_every_failure_code() {
-        let replies: [&'static [u8]; 9] = [
-            &[5, 1, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 2, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 4, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 5, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 6, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 7, 0, 1, 0, 0, 0, 0, 0, 0],
-            &[5, 8, 0, 1, 0, 0, 0, 0, 0, 0],
-            // Short failure, connection left open: must not hang.
-            &[5, 0x7f],
-        ];
-        for reply in replies {
-            let (addr, server) = scripted(vec![
-                Step::Expect(&[5, 1, 0]),
-                Step::Send(&[5, 0]),
-                Step::Expect(CONNECT_EXAMPLE),
-                Step::Send(reply),
-            ])
-            .await;
-            let mut io = dial(addr).await;
-            let err = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                socks5_handshake(&mut io, domain("example.com", 443), None),
-            )
-            .await
-            .expect("handshake hung")
-            .unwrap_err();
-            assert_eq!(err.reply_code(), Some(reply[1]), "{err}");
-            drop(io);
-            server.await.unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn socks5_auth_then_success() {
-        let (addr, server) = scripted(vec![
-            Step::Expect(&[5, 2, 0, 2]),
-            Step::Send(&[5, 2]),
-            Step::Expect(b"\x01\x05alice\x06s3cr3t"),
-            Step::Send(&[1, 0]),
-            Step::Expect(&[5, 1, 0, 1, 10, 9, 8, 7, 0, 80]),
-            Step::Send(OK_V4),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        socks5_handshake(&mut io, v4([10, 9, 8, 7], 80), Some(("alice", "s3cr3t")))
-            .await
-            .unwrap();
-        drop(io);
-        assert!(server.await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn socks5_credentials_offered_but_not_needed() {
-        let (addr, server) = scripted(vec![
-            Step::Expect(&[5, 2, 0, 2]),
-            Step::Send(&[5, 0]),
-            Step::Expect(CONNECT_EXAMPLE),
-            Step::Send(OK_V4),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        socks5_handshake(&mut io, domain("example.com", 443), Some(("a", "b")))
-            .await
-            .unwrap();
-        drop(io);
-        assert!(server.await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn socks5_auth_failed() {
-        let (addr, server) = scripted(vec![
-            Step::Expect(&[5, 2, 0, 2]),
-            Step::Send(&[5, 2]),
-            Step::Expect(b"\x01\x05alice\x05wrong"),
-            Step::Send(&[1, 1]),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        let err = socks5_handshake(
-            &mut io,
-            domain("example.com", 443),
-            Some(("alice", "wrong")),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err, SocksError::AuthFailed(1)), "{err:?}");
-        assert!(!format!("{err} {err:?}").contains("wrong"));
-        drop(io);
-        // Nothing after the failed authentication: no CONNECT.
-        assert!(server.await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn socks5_auth_required_without_credentials() {
-        for (method, expected) in [(2u8, "AuthRequired"), (0xFF, "NoAcceptableMethods")] {
-            let reply: &'static [u8] = if method == 2 { &[5, 2] } else { &[5, 0xFF] };
-            let (addr, server) = scripted(vec![Step::Expect(&[5, 1, 0]), Step::Send(reply)]).await;
-            let mut io = dial(addr).await;
-            let err = socks5_handshake(&mut io, domain("example.com", 443), None)
-                .await
-                .unwrap_err();
-            assert_eq!(format!("{err:?}"), expected);
-            drop(io);
-            assert!(server.await.unwrap().is_empty());
-        }
-    }
-
-    #[tokio::test]
-    async fn socks5_close_and_garbage() {
-        let (addr, _server) = scripted(vec![Step::Expect(&[5, 1, 0]), Step::Close]).await;
-        let mut io = dial(addr).await;
-        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, SocksError::Closed { received: 0 }), "{err:?}");
-
-        let (addr, _server) = scripted(vec![
-            Step::Expect(&[5, 1, 0]),
-            Step::Send(&[5, 0]),
-            Step::Expect(CONNECT_EXAMPLE),
-            Step::Send(&[5, 0, 0, 1, 127]),
-            Step::Close,
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, SocksError::Closed { received: 5 }), "{err:?}");
-
-        // A partial reply on an open connection waits for the rest (the
-        // phase timeout ends it), rather than guessing.
-        let (addr, _server) = scripted(vec![
-            Step::Expect(&[5, 1, 0]),
-            Step::Send(&[5, 0]),
-            Step::Expect(CONNECT_EXAMPLE),
-            Step::Send(&[5, 0, 0, 1, 127]),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        let fut = socks5_handshake(&mut io, domain("example.com", 443), None);
-        let res = tokio::time::timeout(std::time::Duration::from_millis(200), fut).await;
-        assert!(res.is_err(), "returned {res:?}");
-
-        // An HTTP proxy where a SOCKS one was expected.
-        let (addr, _server) = scripted(vec![
-            Step::Expect(&[5, 1, 0]),
-            Step::Send(b"HTTP/1.1 400 Bad Request\r\n\r\n"),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "SOCKS proxy sent a malformed reply: version 0x48, expected 0x05"
-        );
-    }
-
-    #[tokio::test]
-    async fn unsendable_target_fails_before_any_byte() {
-        let (client, mut server) = tokio::io::duplex(1024);
-        let mut io = TokioIo::new(client);
-        let err = socks5_handshake(&mut io, domain(&"a".repeat(256), 443), None)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, SocksError::InvalidDomain { len: 256 }));
-        let err = socks5_handshake(&mut io, domain("ok", 1), Some((&"u".repeat(300), "p")))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, SocksError::InvalidCredentials));
-        let err = socks4a_handshake(&mut io, TargetAddr::Ip("[::1]:1".parse().unwrap()), None)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, SocksError::Socks4Ipv6(_)));
-        drop(io);
-        let mut sent = Vec::new();
-        server.read_to_end(&mut sent).await.unwrap();
-        assert!(sent.is_empty(), "sent {sent:02x?}");
-    }
-
-    #[tokio::test]
-    async fn socks4a_success_and_rejection() {
-        let (addr, server) = scripted(vec![
-            Step::Expect(b"\x04\x01\x01\xbb\x00\x00\x00\x01bob\x00example.com\x00"),
-            Step::Send(&[0, 0x5A, 0, 0, 0, 0, 0, 0]),
-        ])
-        .await;
-        let mut io = dial(addr).await;
-        socks4a_handshake(&mut io, domain("example.com", 443), Some("bob"))
-            .await
-            .unwrap();
-        drop(io);
-        assert!(server.await.unwrap().is_empty());
-
-        for code in [0x5Bu8, 0x5C, 0x5D] {
-            let reply: &'static [u8] = match code {
-                0x5B => &[0, 0x5B, 0, 0, 0, 0, 0, 0],
-                0x5C => &[0, 0x5C, 0, 0, 0, 0, 0, 0],
-                _ => &[0, 0x5D, 0, 0, 0, 0, 0, 0],
-            };
-            let (addr, server) = scripted(vec![
-                Step::Expect(&[4, 1, 0, 80, 10, 0, 0, 1, 0]),
-                Step::Send(reply),
-            ])
-            .await;
-            let mut io = dial(addr).await;
-            let err = socks4a_handshake(&mut io, v4([10, 0, 0, 1], 80), None)
-                .await
-                .unwrap_err();
-            assert_eq!(err.reply_code(), Some(code));
-            drop(io);
-            server.await.unwrap();
-        }
-    }
-
-    /// A SOCKS5 proxy that really connects: it checks the request, dials
-    /// `upstream` (whatever the requested name), replies, then relays.
-    async fn relaying_socks5(
-        upstream: SocketAddr,
-        expect_request: &'static [u8],
-        extra_after_reply: &'static [u8],
-    ) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut greeting = [0; 3];
-            s.read_exact(&mut greeting).await.unwrap();
-            assert_eq!(greeting, [5, 1, 0]);
-            s.write_all(&[5, 0]).await.unwrap();
-            let mut req = vec![0; expect_request.len()];
-            s.read_exact(&mut req).await.unwrap();
-            assert_eq!(req, expect_request);
-            let mut up = TcpStream::connect(upstream).await.unwrap();
-            let bound = up.local_addr().unwrap();
-            let SocketAddr::V4(bound) = bound else {
-                panic!("IPv4 loopback expected")
-            };
-            let mut reply = vec![5, 0, 0, 1];
-            reply.extend_from_slice(&bound.ip().octets());
-            reply.extend_from_slice(&bound.port().to_be_bytes());
-            // The reply and the target's first bytes in one write.
-            reply.extend_from_slice(extra_after_reply);
-            s.write_all(&reply).await.unwrap();
-            let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
-        });
-        addr
-    }
-
-    async fn echo_server() -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let (mut r, mut w) = s.split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-        });
-        addr
-    }
-
-    #[tokio::test]
-    async fn end_to_end_through_relaying_proxy() {
-        let echo = echo_server().await;
-        let request: &'static [u8] = b"\x05\x01\x00\x03\x09localhost\x1f\x90";
-        let proxy = relaying_socks5(echo, request, b"").await;
-        let mut io = dial(proxy).await;
-        socks5_handshake(&mut io, domain("localhost", 8080), None)
-            .await
-            .unwrap();
-        let mut tunnel = TokioIo::new(io);
-        tunnel.write_all(b"ping through socks").await.unwrap();
-        let mut back = [0; 18];
-        tunnel.read_exact(&mut back).await.unwrap();
-        assert_eq!(&back, b"ping through socks");
-    }
-
-    #[tokio::test]
-    async fn bytes_after_the_reply_stay_in_the_stream() {
-        // A target that speaks first (an SMTP banner) whose bytes arrive
-        // in the same segment as the proxy's reply.
-        let echo = echo_server().await;
-        let proxy = relaying_socks5(echo, CONNECT_EXAMPLE, b"220 banner\r\n").await;
-        let mut io = dial(proxy).await;
-        socks5_handshake(&mut io, domain("example.com", 443), None)
-            .await
-            .unwrap();
-        let mut tunnel = TokioIo::new(io);
-        let mut banner = [0; 12];
-        tunnel.read_exact(&mut banner).await.unwrap();
-        assert_eq!(&banner, b"220 banner\r\n");
-    }
-
-    #[tokio::test]
-    async fn resolve_localhost_and_literals() {
-        let a = resolve("127.0.0.1", 80).await.unwrap();
-        assert_eq!(a, "127.0.0.1:80".parse::<SocketAddr>().unwrap());
-        let l = resolve("localhost", 443).await.unwrap();
-        assert!(l.ip().is_loopback() && l.port() == 443, "{l}");
-        assert!(resolve("name.invalid", 1).await.is_err());
-    }
 }

@@ -8,8 +8,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::Proxy;
 use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
+use crate::route::Proxy;
 
 /// The first capacity of the buffer the request is written from and the
 /// answer read into; a longer answer grows it, up to the cap.
@@ -62,7 +62,7 @@ pub(crate) enum Reply {
     /// A 1xx interim response of `len` bytes, to skip.
     Interim(usize),
     /// A 2xx: the tunnel is open after `len` bytes of head.
-    Established(usize),
+    Established(usize, ProxyResponse),
     /// Anything else.
     Refused(ProxyResponse),
 }
@@ -96,11 +96,6 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ParseError> {
         // responses; 101 is final, and makes no sense for CONNECT.
         return Ok(Some(Reply::Interim(len)));
     }
-    if status.is_success() {
-        // RFC 9110 §9.3.6: any 2xx to CONNECT opens the tunnel, and a
-        // client MUST ignore Content-Length or Transfer-Encoding in it.
-        return Ok(Some(Reply::Established(len)));
-    }
     let mut map = HeaderMap::with_capacity(res.headers.len());
     for h in res.headers.iter() {
         if let (Ok(name), Ok(value)) = (
@@ -110,11 +105,13 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ParseError> {
             map.append(name, value);
         }
     }
-    Ok(Some(Reply::Refused(ProxyResponse {
-        status,
-        reason: res.reason.map(str::to_owned),
-        headers: map,
-    })))
+    let response = ProxyResponse::new(status, res.reason.map(str::to_owned), map);
+    if status.is_success() {
+        // RFC 9110 §9.3.6: any 2xx to CONNECT opens the tunnel, and a
+        // client MUST ignore Content-Length or Transfer-Encoding in it.
+        return Ok(Some(Reply::Established(len, response)));
+    }
+    Ok(Some(Reply::Refused(response)))
 }
 
 fn classify_bad_start(buf: &[u8]) -> ParseError {
@@ -154,6 +151,7 @@ fn parse_error_text(e: httparse::Error) -> &'static str {
 pub(crate) struct Established {
     pub(crate) buf: Vec<u8>,
     pub(crate) pos: usize,
+    pub(crate) response: ProxyResponse,
 }
 
 /// Sends `request` and reads the answer, reading at most `max_head` bytes
@@ -162,17 +160,11 @@ pub(crate) async fn exchange<T>(
     io: &mut T,
     request: Vec<u8>,
     max_head: usize,
-    proxy: &Authority,
-    target: &Authority,
 ) -> Result<Established, Error>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
-    let fail = |kind: ErrorKind| {
-        Error::new(kind, Some(Phase::ProxyConnect))
-            .with_proxy(Some(proxy))
-            .with_target(target)
-    };
+    let fail = |kind: ErrorKind| Error::new(kind, Some(Phase::ProxyConnect));
     // A proxy that closes on us may do it with a reset (it had unread input), so a
     // reset says "closed" as much as an end of stream does: before any answer byte it
     // is `ProxyClosed`, in the middle of one `ProxyTruncated`; the io::Error stays the
@@ -206,11 +198,12 @@ where
     let mut received = 0usize; // head bytes seen, interim responses included
     loop {
         match parse_reply(&buf[pos..]) {
-            Ok(Some(Reply::Established(len))) => {
+            Ok(Some(Reply::Established(len, response))) => {
                 tracing::trace!(elapsed = ?started.elapsed(), "proxy opened the tunnel");
                 return Ok(Established {
                     buf,
                     pos: pos + len,
+                    response,
                 });
             }
             Ok(Some(Reply::Interim(len))) => {
@@ -309,7 +302,7 @@ mod tests {
     fn established_with_trailing_bytes() {
         let buf = b"HTTP/1.1 200 Connection established\r\n\r\nHELLO";
         match parse_reply(buf).unwrap() {
-            Some(Reply::Established(n)) => assert_eq!(&buf[n..], b"HELLO"),
+            Some(Reply::Established(n, _)) => assert_eq!(&buf[n..], b"HELLO"),
             other => panic!("{other:?}"),
         }
     }
@@ -322,7 +315,7 @@ mod tests {
         }
         assert!(matches!(
             parse_reply(buf).unwrap(),
-            Some(Reply::Established(n)) if n == buf.len()
+            Some(Reply::Established(n, _)) if n == buf.len()
         ));
     }
 
@@ -331,7 +324,7 @@ mod tests {
         let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
         assert!(matches!(
             parse_reply(buf).unwrap(),
-            Some(Reply::Established(n)) if n == buf.len()
+            Some(Reply::Established(n, _)) if n == buf.len()
         ));
     }
 
@@ -343,7 +336,7 @@ mod tests {
         };
         assert!(matches!(
             parse_reply(&buf[n..]).unwrap(),
-            Some(Reply::Established(_))
+            Some(Reply::Established(..))
         ));
     }
 
@@ -371,7 +364,7 @@ mod tests {
     fn http10_accepted_and_101_is_final() {
         assert!(matches!(
             parse_reply(b"HTTP/1.0 200 OK\r\n\r\n").unwrap(),
-            Some(Reply::Established(_))
+            Some(Reply::Established(..))
         ));
         assert!(matches!(
             parse_reply(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap(),
@@ -385,7 +378,7 @@ mod tests {
         let buf = b"HTTP/1.1 200 OK\nVia: test\n\nX";
         assert!(matches!(
             parse_reply(buf).unwrap(),
-            Some(Reply::Established(n)) if &buf[n..] == b"X"
+            Some(Reply::Established(n, _)) if &buf[n..] == b"X"
         ));
     }
 

@@ -1,0 +1,571 @@
+//! One connection attempt: decide the route, dial the first hop, do the
+//! proxy's TLS, and run `CONNECT` (HTTP/1.1 or HTTP/2) or SOCKS over it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use http::{HeaderValue, Uri};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower_service::Service;
+use tracing::Instrument;
+
+use super::pool::{self, Lease, Pool};
+use super::protocol::{digest, http1, http2, socks};
+use super::proxy_tls::{FirstHop, ProxyAlpn};
+use super::{Config, Routed, Tunnel};
+use crate::error::{BoxError, Error, ErrorKind, Phase, ProxyProtocol, ProxyResponse};
+use crate::info::{ConnectionInfo, Route, Timings};
+use crate::route::{Http2Mode, Proxy, ProxyKind};
+use crate::stage::Transport;
+use crate::target::{bare_host, dial_uri, target_of};
+use crate::timeout::within;
+
+type H2Sender = SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+/// Makes the route to `dst`, as `config` decides it.
+pub(super) async fn connect<S>(
+    inner: S,
+    config: Arc<Config>,
+    pool: Pool,
+    dst: Uri,
+) -> Result<Routed<S::Response>, Error>
+where
+    S: Service<Uri>,
+    S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    let (target, tls) = target_of(&dst)?;
+    let (proxy, rule) = config.proxies.decide(&dst).into_parts();
+    let span = tracing::debug_span!(
+        "tower_tunnel::connect",
+        target = %target,
+        proxy = proxy.as_deref().map(tracing::field::display),
+        rule = %rule,
+        route = tracing::field::Empty,
+    );
+    let mut attempt = Attempt {
+        inner,
+        config: &config,
+        pool: &pool,
+        target: &target,
+    };
+    let routed = async {
+        let mut routed = match &proxy {
+            None => attempt.direct().await?,
+            Some(proxy) => attempt.through(proxy.clone(), tls).await?,
+        };
+        // The span goes up the stack with the info, so the TLS and HTTP
+        // phases report under it.
+        let span = tracing::Span::current();
+        span.record("route", tracing::field::display(routed.info().route()));
+        tracing::debug!(route = %routed.info().route(), "route established");
+        routed.info_mut().span = span;
+        Ok(routed)
+    }
+    .instrument(span)
+    .await;
+    // Every error of the attempt names the proxy and the target, filled in
+    // here once.
+    routed.map_err(|e: Error| e.in_context(proxy.as_deref().map(Proxy::authority), &target))
+}
+
+/// The first hop, dialed (and encrypted, for an `https://` proxy).
+struct Hop<T> {
+    io: FirstHop<T>,
+    dial: Duration,
+    tls: Option<Duration>,
+}
+
+impl<T> Hop<T> {
+    fn timings(&self) -> Timings {
+        Timings {
+            dial: Some(self.dial),
+            proxy_tls: self.tls,
+            ..Timings::default()
+        }
+    }
+}
+
+/// One connection attempt's state.
+struct Attempt<'a, S> {
+    inner: S,
+    config: &'a Config,
+    pool: &'a Pool,
+    target: &'a Authority,
+}
+
+impl<S> Attempt<'_, S>
+where
+    S: Service<Uri>,
+    S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    async fn direct(&mut self) -> Result<Routed<S::Response>, Error> {
+        let (io, dial) = self.dial(dial_uri(self.target)).await?;
+        let mut info = ConnectionInfo::new(self.target.clone(), Route::Direct);
+        info.timings.dial = Some(dial);
+        Ok(Routed::new(
+            Tunnel::hop(FirstHop::Plain(io), Vec::new(), 0),
+            info,
+        ))
+    }
+
+    async fn through(
+        &mut self,
+        proxy: Arc<Proxy>,
+        tls_target: bool,
+    ) -> Result<Routed<S::Response>, Error> {
+        if proxy.kind() == ProxyKind::Https && self.config.proxy_tls.is_none() {
+            return Err(Error::new(ErrorKind::ProxyTlsNotConfigured, None));
+        }
+        let mut routed = match proxy.kind() {
+            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a => {
+                self.socks(&proxy).await?
+            }
+            ProxyKind::Http | ProxyKind::Https if !tls_target && !proxy.is_http_tunneling() => {
+                let hop = self.first_hop(&proxy, ProxyAlpn::Http1).await?;
+                let mut info = ConnectionInfo::new(
+                    self.target.clone(),
+                    Route::Forward {
+                        proxy: proxy.authority().clone(),
+                    },
+                );
+                info.timings = hop.timings();
+                Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info)
+            }
+            ProxyKind::Https if proxy.http2() != Http2Mode::Never => {
+                self.h2_tunnel(&proxy).await?
+            }
+            _ => self.tunnel(&proxy, None).await?,
+        };
+        routed.info_mut().proxy = Some(proxy);
+        Ok(routed)
+    }
+
+    /// Dials `uri` with the base connector, and turns Nagle off on the
+    /// stream unless configured not to.
+    async fn dial(&mut self, uri: Uri) -> Result<(S::Response, Duration), Error> {
+        let started = Instant::now();
+        // `poll_ready` readied `inner` for the first call; a second dial
+        // (a Digest retry) waits for readiness again.
+        std::future::poll_fn(|cx| self.inner.poll_ready(cx))
+            .await
+            .map_err(Error::from_below)?;
+        let io = within(self.config.dial_timeout, Phase::Dial, self.inner.call(uri))
+            .await?
+            .map_err(Error::from_below)?;
+        if self.config.nodelay {
+            // A socket that closed already fails later with a better error.
+            if let Err(e) = io.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        }
+        let dialed = started.elapsed();
+        tracing::debug!(elapsed = ?dialed, "dialed first hop");
+        Ok((io, dialed))
+    }
+
+    /// Dials `proxy`, with TLS to it when it is an `https://` proxy,
+    /// offering `alpn`.
+    async fn first_hop(
+        &mut self,
+        proxy: &Proxy,
+        alpn: ProxyAlpn,
+    ) -> Result<Hop<S::Response>, Error> {
+        let (io, dial) = self.dial(dial_uri(proxy.authority())).await?;
+        if proxy.kind() != ProxyKind::Https {
+            return Ok(Hop {
+                io: FirstHop::Plain(io),
+                dial,
+                tls: None,
+            });
+        }
+        let config = self
+            .config
+            .proxy_tls
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::ProxyTlsNotConfigured, None))?;
+        let started = Instant::now();
+        let handshake = config.connect(io, proxy.authority(), alpn);
+        let io = within(self.config.proxy_tls_timeout, Phase::ProxyTls, handshake).await??;
+        let tls = started.elapsed();
+        tracing::debug!(elapsed = ?tls, h2 = io.is_h2(), "TLS handshake with the proxy done");
+        Ok(Hop {
+            io,
+            dial,
+            tls: Some(tls),
+        })
+    }
+
+    /// An HTTP/1.1 `CONNECT` tunnel, answering a Digest challenge once.
+    async fn tunnel(
+        &mut self,
+        proxy: &Proxy,
+        hop: Option<Hop<S::Response>>,
+    ) -> Result<Routed<S::Response>, Error> {
+        let mut hop = match hop {
+            Some(hop) => hop,
+            None => self.first_hop(proxy, ProxyAlpn::Http1).await?,
+        };
+        let started = Instant::now();
+        let established = match self.exchange(&mut hop.io, proxy, None).await {
+            Ok(established) => established,
+            Err(err) => {
+                let Some(authorization) = digest_answer(&err, proxy, self.target)? else {
+                    return Err(err);
+                };
+                // The 407 may carry a body and the proxy may close: answer
+                // on a fresh connection (RFC 7235 lets a client retry).
+                drop(hop);
+                tracing::debug!("answering the proxy's Digest challenge");
+                hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
+                self.exchange(&mut hop.io, proxy, Some(&authorization))
+                    .await?
+            }
+        };
+        let connected = started.elapsed();
+        tracing::debug!(elapsed = ?connected, "proxy opened CONNECT tunnel");
+        let mut info = ConnectionInfo::new(
+            self.target.clone(),
+            Route::Tunnel {
+                proxy: proxy.authority().clone(),
+            },
+        );
+        info.timings = hop.timings();
+        info.timings.proxy_connect = Some(connected);
+        info.proxy_response = Some(established.response);
+        Ok(Routed::new(
+            Tunnel::hop(hop.io, established.buf, established.pos),
+            info,
+        ))
+    }
+
+    async fn exchange(
+        &mut self,
+        io: &mut FirstHop<S::Response>,
+        proxy: &Proxy,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<http1::Established, Error> {
+        let request = http1::encode_request(self.target, proxy, authorization);
+        let exchange = http1::exchange(io, request, self.config.max_response_bytes);
+        within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await?
+    }
+
+    /// A `CONNECT` tunnel over HTTP/2 (RFC 9113 §8.5): one stream of a
+    /// pooled connection to an `https://` proxy that selected `h2`. A proxy
+    /// that did not gets HTTP/1.1 `CONNECT` on the connection just dialed,
+    /// unless [`Http2Mode::Required`]. A Digest challenge is answered once,
+    /// on a new stream.
+    async fn h2_tunnel(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
+        let key = pool::Key::new(proxy);
+        let mut authorization = None;
+        let mut opened: Option<Timings> = None;
+        loop {
+            let req = http2::connect_request(self.target, proxy, authorization.as_ref());
+            let sent = match self.h2_send(proxy, &key, req).await? {
+                H2Send::Sent(sent, fresh) => {
+                    opened = fresh.or(opened);
+                    sent
+                }
+                H2Send::Http1(hop) => return self.tunnel(proxy, Some(hop)).await,
+            };
+            let started = Instant::now();
+            match self.h2_exchange(&key, sent).await {
+                Ok(H2Tunnel {
+                    io,
+                    lease,
+                    stream,
+                    response,
+                }) => {
+                    let connected = started.elapsed();
+                    tracing::debug!(elapsed = ?connected, stream, "proxy opened CONNECT stream");
+                    let mut info = ConnectionInfo::new(
+                        self.target.clone(),
+                        Route::H2Tunnel {
+                            proxy: proxy.authority().clone(),
+                            stream,
+                        },
+                    );
+                    info.timings = opened.unwrap_or_default();
+                    info.timings.proxy_connect = Some(connected);
+                    info.h2_shared = Some(lease.shared());
+                    info.proxy_response = Some(response);
+                    return Ok(Routed::new(Tunnel::h2(io, lease), info));
+                }
+                Err(err) => {
+                    let answer = match authorization {
+                        None => digest_answer(&err, proxy, self.target)?,
+                        Some(_) => None,
+                    };
+                    match answer {
+                        Some(answer) => {
+                            tracing::debug!("answering the proxy's Digest challenge");
+                            authorization = Some(answer);
+                        }
+                        None => return Err(err),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `req` on a pooled HTTP/2 connection to `proxy`, opening one
+    /// when none has a free slot.
+    async fn h2_send(
+        &mut self,
+        proxy: &Proxy,
+        key: &pool::Key,
+        req: http::Request<http_body_util::Empty<bytes::Bytes>>,
+    ) -> Result<H2Send<S::Response>, Error> {
+        let req = match self.pool.send(key, req) {
+            Ok(sent) => return Ok(H2Send::Sent(sent, None)),
+            Err(req) => *req,
+        };
+        // A burst of tunnels waits for one connection to open rather than
+        // opening one each; a proxy known to answer without `h2` is
+        // dialed at once, as HTTP/1.1 tunnels need a connection each.
+        let opener = self.pool.opener(key);
+        let _opening = match self.pool.is_h1_only(key) && proxy.http2() == Http2Mode::Auto {
+            true => None,
+            false => Some(opener.lock().await),
+        };
+        let req = match self.pool.send(key, req) {
+            Ok(sent) => return Ok(H2Send::Sent(sent, None)),
+            Err(req) => *req,
+        };
+        let hop = self.first_hop(proxy, ProxyAlpn::H2OrHttp1).await?;
+        if !hop.io.is_h2() {
+            if proxy.http2() == Http2Mode::Required {
+                return Err(
+                    Error::new(ErrorKind::ProxyAlpnMismatch, Some(Phase::ProxyConnect))
+                        .with_detail("its Http2Mode is Required"),
+                );
+            }
+            self.pool.set_h1_only(key);
+            return Ok(H2Send::Http1(hop));
+        }
+        let timings = hop.timings();
+        let send = self.h2_handshake(proxy, hop.io).await?;
+        Ok(H2Send::Sent(self.pool.insert(key, send, req), Some(timings)))
+    }
+
+    async fn h2_handshake(
+        &mut self,
+        proxy: &Proxy,
+        io: FirstHop<S::Response>,
+    ) -> Result<H2Sender, Error> {
+        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io);
+        let (send, conn) = within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
+            .await?
+            .map_err(|e| {
+                Error::new(ErrorKind::Handshake, Some(Phase::ProxyConnect))
+                    .with_detail("HTTP/2 handshake with the proxy")
+                    .with_source(e)
+            })?;
+        let span = tracing::debug_span!("tower_tunnel::h2_proxy", proxy = %proxy.authority());
+        tokio::spawn(
+            async move {
+                match conn.await {
+                    Ok(()) => tracing::debug!("HTTP/2 proxy connection closed"),
+                    Err(e) => tracing::debug!(error = %e, "HTTP/2 proxy connection failed"),
+                }
+            }
+            .instrument(span),
+        );
+        Ok(send)
+    }
+
+    /// Awaits the proxy's answer on the stream, and the tunnel it opens.
+    async fn h2_exchange(&mut self, key: &pool::Key, sent: pool::Sent) -> Result<H2Tunnel, Error> {
+        let pool::Sent {
+            conn,
+            stream,
+            lease,
+            response,
+        } = sent;
+        let exchange = async {
+            let res = response.await.map_err(|e| {
+                // This connection takes no new tunnels; the next one opens
+                // a fresh connection.
+                self.pool.evict(key, conn);
+                h2_error(e)
+            })?;
+            let status = res.status();
+            if !status.is_success() {
+                let kind = if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                    ErrorKind::ProxyAuthRequired
+                } else {
+                    ErrorKind::ProxyRefused
+                };
+                let (parts, _) = res.into_parts();
+                return Err(Error::new(kind, Some(Phase::ProxyConnect))
+                    .with_response(ProxyResponse::new(status, None, parts.headers)));
+            }
+            let answer = ProxyResponse::new(status, None, res.headers().clone());
+            // RFC 9113 §8.5: after a 2xx, the stream's DATA frames are the
+            // tunnel.
+            let io = hyper::upgrade::on(res).await.map_err(h2_error)?;
+            Ok((io, answer))
+        };
+        let (io, response) =
+            within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await??;
+        Ok(H2Tunnel {
+            io,
+            lease,
+            stream,
+            response,
+        })
+    }
+
+    /// A SOCKS5 or SOCKS4a tunnel.
+    async fn socks(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
+        let host = bare_host(self.target);
+        let port = self.target.port_u16().unwrap_or(443);
+        let protocol = match proxy.kind() {
+            ProxyKind::Socks4a => ProxyProtocol::Socks4a,
+            _ => ProxyProtocol::Socks5,
+        };
+        let fail = |e: socks::SocksError| socks_error(e, protocol);
+        // socks5:// resolves locally (IP literals need no lookup); the
+        // other kinds let the proxy resolve.
+        let target = match proxy.kind() {
+            ProxyKind::Socks5 => match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => socks::TargetAddr::Ip((ip, port).into()),
+                Err(_) => socks::TargetAddr::Ip(socks::resolve(host, port).await.map_err(|e| {
+                    Error::new(ErrorKind::Dial, Some(Phase::Dial))
+                        .with_detail("could not resolve the target for a socks5:// proxy (socks5h:// lets the proxy resolve)")
+                        .with_source(e)
+                })?),
+            },
+            _ => socks::TargetAddr::from_host(host, port).map_err(fail)?,
+        };
+        let mut hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
+        let started = Instant::now();
+        let creds = proxy.credentials();
+        let (handshake, route) = match proxy.kind() {
+            ProxyKind::Socks4a => (
+                futures_util::future::Either::Left(socks::socks4a_handshake(
+                    &mut hop.io,
+                    target,
+                    creds.map(|c| c.user.as_str()),
+                )),
+                Route::Socks4a {
+                    proxy: proxy.authority().clone(),
+                },
+            ),
+            _ => (
+                futures_util::future::Either::Right(socks::socks5_handshake(
+                    &mut hop.io,
+                    target,
+                    creds.map(|c| (c.user.as_str(), c.password.as_str())),
+                )),
+                Route::Socks5 {
+                    proxy: proxy.authority().clone(),
+                },
+            ),
+        };
+        within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
+            .await?
+            .map_err(fail)?;
+        let mut info = ConnectionInfo::new(self.target.clone(), route);
+        info.timings = hop.timings();
+        info.timings.proxy_connect = Some(started.elapsed());
+        Ok(Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info))
+    }
+}
+
+/// Where an HTTP/2 `CONNECT` went.
+enum H2Send<T> {
+    /// Sent on a pooled connection; the first hop's timings when it was
+    /// opened for it.
+    Sent(pool::Sent, Option<Timings>),
+    /// The proxy did not select `h2`: HTTP/1.1 on this connection.
+    Http1(Hop<T>),
+}
+
+/// A tunnel the proxy opened on one HTTP/2 stream.
+struct H2Tunnel {
+    io: hyper::upgrade::Upgraded,
+    lease: Lease,
+    stream: u32,
+    response: ProxyResponse,
+}
+
+/// A failed HTTP/2 stream or connection to the proxy.
+fn h2_error(e: hyper::Error) -> Error {
+    let (kind, detail) = if e.is_closed() || e.is_canceled() {
+        (ErrorKind::ProxyClosed, "its HTTP/2 connection closed")
+    } else {
+        (
+            ErrorKind::Io,
+            "the HTTP/2 stream or connection failed (RST_STREAM or GOAWAY)",
+        )
+    };
+    Error::new(kind, Some(Phase::ProxyConnect))
+        .with_detail(detail)
+        .with_source(e)
+}
+
+/// The Digest answer to a 407, when the proxy offers a challenge this
+/// client can answer and credentials are set.
+fn digest_answer(
+    err: &Error,
+    proxy: &Proxy,
+    target: &Authority,
+) -> Result<Option<HeaderValue>, Error> {
+    let (Some(response), Some(creds)) = (err.proxy_response(), proxy.credentials()) else {
+        return Ok(None);
+    };
+    if err.kind() != ErrorKind::ProxyAuthRequired {
+        return Ok(None);
+    }
+    let challenges: Vec<_> = response
+        .challenges()
+        .flat_map(digest::parse_challenges)
+        .collect();
+    let Some(challenge) = digest::choose(&challenges) else {
+        return Ok(None);
+    };
+    let cnonce = digest::new_cnonce().map_err(|e| {
+        Error::new(ErrorKind::Io, Some(Phase::ProxyConnect))
+            .with_detail(format!("no randomness for the Digest cnonce: {e}"))
+    })?;
+    digest::authorization(
+        &challenge,
+        &creds.user,
+        &creds.password,
+        "CONNECT",
+        target.as_str(),
+        &cnonce,
+        1,
+    )
+    .map(Some)
+    .map_err(|e| {
+        Error::new(ErrorKind::ProxyMalformed, Some(Phase::ProxyConnect))
+            .with_detail("its Digest challenge cannot be answered")
+            .with_source(e)
+    })
+}
+
+fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
+    use socks::SocksError as S;
+    let kind = match &e {
+        S::NoAcceptableMethods | S::AuthRequired => ErrorKind::ProxyAuthRequired,
+        S::AuthFailed(_) => ErrorKind::ProxyAuthFailed,
+        S::Malformed(_) => ErrorKind::ProxyMalformed,
+        S::Closed { received: 0 } => ErrorKind::ProxyClosed,
+        S::Closed { .. } => ErrorKind::ProxyTruncated,
+        S::InvalidDomain { .. } | S::Socks4Ipv6(_) => ErrorKind::InvalidTarget,
+        S::InvalidCredentials => ErrorKind::InvalidProxy,
+        S::Io(_) => ErrorKind::Io,
+        S::Socks5Refused(_) | S::Socks4Refused(_) => ErrorKind::ProxyRefused,
+    };
+    Error::new(kind, Some(Phase::ProxyConnect))
+        .with_protocol(protocol)
+        .with_detail_opt(e.refusal())
+        .with_source(e)
+}

@@ -1,0 +1,486 @@
+//! The SOCKS5 and SOCKS4a handshakes over a stream: send each message,
+//! read each reply with no byte past its end.
+
+use std::io;
+use std::net::SocketAddr;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::codec::*;
+
+/// Resolves `host` locally for `socks5://`, taking the first address the
+/// system returns (its own preference order, as curl does).
+pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "name resolved to no address"))
+}
+
+/// SOCKS5 CONNECT to `target` over `io`, authenticating with `auth` when
+/// the proxy asks for it. On success the stream is a tunnel to the target
+/// and nothing after the reply has been read.
+pub(crate) async fn socks5_handshake<T>(
+    io: &mut T,
+    target: TargetAddr,
+    auth: Option<(&str, &str)>,
+) -> Result<(), SocksError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    // Encode everything first: an unsendable name or credential fails
+    // before a byte goes to the proxy.
+    let connect = encode_connect(&target)?;
+    let user_pass = auth.map(|(u, p)| encode_user_pass(u, p)).transpose()?;
+    let mut io = TokioIo::new(io);
+    let mut buf = [0u8; MAX_REPLY];
+
+    send(&mut io, &encode_greeting(user_pass.is_some())).await?;
+    let method = read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
+    if method == Method::UserPass {
+        if let Some(msg) = &user_pass {
+            send(&mut io, msg).await?;
+            read_reply(&mut io, &mut buf, parse_auth_status).await?;
+        }
+    }
+    send(&mut io, &connect).await?;
+    let bound = read_reply(&mut io, &mut buf, parse_socks5_reply).await?;
+    tracing::trace!(?bound, %target, "SOCKS5 proxy opened the tunnel");
+    Ok(())
+}
+
+/// SOCKS4 CONNECT to `target` (SOCKS4a when it is a domain), with
+/// `user_id` as the USERID field (empty when `None`).
+pub(crate) async fn socks4a_handshake<T>(
+    io: &mut T,
+    target: TargetAddr,
+    user_id: Option<&str>,
+) -> Result<(), SocksError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    let connect = encode_socks4a_connect(&target, user_id.unwrap_or(""))?;
+    let mut io = TokioIo::new(io);
+    let mut buf = [0u8; 8];
+    send(&mut io, &connect).await?;
+    let bound = read_reply(&mut io, &mut buf, parse_socks4_reply).await?;
+    tracing::trace!(?bound, %target, "SOCKS4 proxy opened the tunnel");
+    Ok(())
+}
+
+async fn send<T>(io: &mut TokioIo<T>, msg: &[u8]) -> Result<(), SocksError>
+where
+    T: hyper::rt::Write + Unpin,
+{
+    io.write_all(msg).await?;
+    io.flush().await?;
+    Ok(())
+}
+
+/// Reads one reply into `buf`, asking the stream for no more than the
+/// parser says the reply still needs.
+async fn read_reply<T, R>(
+    io: &mut TokioIo<T>,
+    buf: &mut [u8],
+    parse: impl Fn(&[u8]) -> Result<Parsed<R>, SocksError>,
+) -> Result<R, SocksError>
+where
+    T: hyper::rt::Read + Unpin,
+{
+    let mut filled = 0;
+    loop {
+        let needed = match parse(&buf[..filled])? {
+            Parsed::Complete(reply, _) => return Ok(reply),
+            Parsed::Incomplete { needed } => needed,
+        };
+        // `needed > filled` for every parser; the `max` keeps a wrong bound
+        // from turning into a zero-length read that looks like EOF.
+        let end = needed.max(filled + 1).min(buf.len());
+        if end <= filled {
+            // Unreachable with the parsers above: a reply fits in `buf`.
+            return Err(SocksError::Closed { received: filled });
+        }
+        let n = io.read(&mut buf[filled..end]).await?;
+        if n == 0 {
+            return Err(SocksError::Closed { received: filled });
+        }
+        filled += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::SocketAddrV6;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinHandle;
+
+    // ---- handshakes over loopback sockets ----
+
+    enum Step {
+        /// Read exactly these bytes from the client.
+        Expect(&'static [u8]),
+        Send(&'static [u8]),
+        /// Close the connection now.
+        Close,
+    }
+
+    /// A SOCKS proxy that follows `steps`, asserting the client's exact
+    /// bytes, then reports whether the client sent anything more.
+    async fn scripted(steps: Vec<Step>) -> (SocketAddr, JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for step in steps {
+                match step {
+                    Step::Expect(want) => {
+                        let mut got = vec![0; want.len()];
+                        s.read_exact(&mut got).await.unwrap();
+                        assert_eq!(got, want, "client sent {got:02x?}, expected {want:02x?}");
+                    }
+                    Step::Send(bytes) => s.write_all(bytes).await.unwrap(),
+                    Step::Close => return Vec::new(),
+                }
+            }
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest).await;
+            rest
+        });
+        (addr, task)
+    }
+
+    async fn dial(addr: SocketAddr) -> TokioIo<TcpStream> {
+        TokioIo::new(TcpStream::connect(addr).await.unwrap())
+    }
+
+    const CONNECT_EXAMPLE: &[u8] = b"\x05\x01\x00\x03\x0bexample.com\x01\xbb";
+    const OK_V4: &[u8] = &[5, 0, 0, 1, 127, 0, 0, 1, 0x04, 0x38];
+
+    #[tokio::test]
+    async fn socks5_no_auth_success() {
+        let (addr, server) = scripted(vec![
+            Step::Expect(&[5, 1, 0]),
+            Step::Send(&[5, 0]),
+            Step::Expect(CONNECT_EXAMPLE),
+            Step::Send(OK_V4),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        socks5_handshake(&mut io, domain("example.com", 443), None)
+            .await
+            .unwrap();
+        drop(io);
+        assert!(server.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn socks5_every_failure_code() {
+        let replies: [&'static [u8]; 9] = [
+            &[5, 1, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 2, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 3, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 4, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 5, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 6, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 7, 0, 1, 0, 0, 0, 0, 0, 0],
+            &[5, 8, 0, 1, 0, 0, 0, 0, 0, 0],
+            // Short failure, connection left open: must not hang.
+            &[5, 0x7f],
+        ];
+        for reply in replies {
+            let (addr, server) = scripted(vec![
+                Step::Expect(&[5, 1, 0]),
+                Step::Send(&[5, 0]),
+                Step::Expect(CONNECT_EXAMPLE),
+                Step::Send(reply),
+            ])
+            .await;
+            let mut io = dial(addr).await;
+            let err = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                socks5_handshake(&mut io, domain("example.com", 443), None),
+            )
+            .await
+            .expect("handshake hung")
+            .unwrap_err();
+            assert_eq!(err.reply_code(), Some(reply[1]), "{err}");
+            drop(io);
+            server.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn socks5_auth_then_success() {
+        let (addr, server) = scripted(vec![
+            Step::Expect(&[5, 2, 0, 2]),
+            Step::Send(&[5, 2]),
+            Step::Expect(b"\x01\x05alice\x06s3cr3t"),
+            Step::Send(&[1, 0]),
+            Step::Expect(&[5, 1, 0, 1, 10, 9, 8, 7, 0, 80]),
+            Step::Send(OK_V4),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        socks5_handshake(&mut io, v4([10, 9, 8, 7], 80), Some(("alice", "s3cr3t")))
+            .await
+            .unwrap();
+        drop(io);
+        assert!(server.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn socks5_credentials_offered_but_not_needed() {
+        let (addr, server) = scripted(vec![
+            Step::Expect(&[5, 2, 0, 2]),
+            Step::Send(&[5, 0]),
+            Step::Expect(CONNECT_EXAMPLE),
+            Step::Send(OK_V4),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        socks5_handshake(&mut io, domain("example.com", 443), Some(("a", "b")))
+            .await
+            .unwrap();
+        drop(io);
+        assert!(server.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn socks5_auth_failed() {
+        let (addr, server) = scripted(vec![
+            Step::Expect(&[5, 2, 0, 2]),
+            Step::Send(&[5, 2]),
+            Step::Expect(b"\x01\x05alice\x05wrong"),
+            Step::Send(&[1, 1]),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        let err = socks5_handshake(
+            &mut io,
+            domain("example.com", 443),
+            Some(("alice", "wrong")),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, SocksError::AuthFailed(1)), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("wrong"));
+        drop(io);
+        // Nothing after the failed authentication: no CONNECT.
+        assert!(server.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn socks5_auth_required_without_credentials() {
+        for (method, expected) in [(2u8, "AuthRequired"), (0xFF, "NoAcceptableMethods")] {
+            let reply: &'static [u8] = if method == 2 { &[5, 2] } else { &[5, 0xFF] };
+            let (addr, server) = scripted(vec![Step::Expect(&[5, 1, 0]), Step::Send(reply)]).await;
+            let mut io = dial(addr).await;
+            let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+                .await
+                .unwrap_err();
+            assert_eq!(format!("{err:?}"), expected);
+            drop(io);
+            assert!(server.await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn socks5_close_and_garbage() {
+        let (addr, _server) = scripted(vec![Step::Expect(&[5, 1, 0]), Step::Close]).await;
+        let mut io = dial(addr).await;
+        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SocksError::Closed { received: 0 }), "{err:?}");
+
+        let (addr, _server) = scripted(vec![
+            Step::Expect(&[5, 1, 0]),
+            Step::Send(&[5, 0]),
+            Step::Expect(CONNECT_EXAMPLE),
+            Step::Send(&[5, 0, 0, 1, 127]),
+            Step::Close,
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SocksError::Closed { received: 5 }), "{err:?}");
+
+        // A partial reply on an open connection waits for the rest (the
+        // phase timeout ends it), rather than guessing.
+        let (addr, _server) = scripted(vec![
+            Step::Expect(&[5, 1, 0]),
+            Step::Send(&[5, 0]),
+            Step::Expect(CONNECT_EXAMPLE),
+            Step::Send(&[5, 0, 0, 1, 127]),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        let fut = socks5_handshake(&mut io, domain("example.com", 443), None);
+        let res = tokio::time::timeout(std::time::Duration::from_millis(200), fut).await;
+        assert!(res.is_err(), "returned {res:?}");
+
+        // An HTTP proxy where a SOCKS one was expected.
+        let (addr, _server) = scripted(vec![
+            Step::Expect(&[5, 1, 0]),
+            Step::Send(b"HTTP/1.1 400 Bad Request\r\n\r\n"),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SOCKS proxy sent a malformed reply: version 0x48, expected 0x05"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsendable_target_fails_before_any_byte() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut io = TokioIo::new(client);
+        let err = socks5_handshake(&mut io, domain(&"a".repeat(256), 443), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SocksError::InvalidDomain { len: 256 }));
+        let err = socks5_handshake(&mut io, domain("ok", 1), Some((&"u".repeat(300), "p")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SocksError::InvalidCredentials));
+        let err = socks4a_handshake(&mut io, TargetAddr::Ip("[::1]:1".parse().unwrap()), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SocksError::Socks4Ipv6(_)));
+        drop(io);
+        let mut sent = Vec::new();
+        server.read_to_end(&mut sent).await.unwrap();
+        assert!(sent.is_empty(), "sent {sent:02x?}");
+    }
+
+    #[tokio::test]
+    async fn socks4a_success_and_rejection() {
+        let (addr, server) = scripted(vec![
+            Step::Expect(b"\x04\x01\x01\xbb\x00\x00\x00\x01bob\x00example.com\x00"),
+            Step::Send(&[0, 0x5A, 0, 0, 0, 0, 0, 0]),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        socks4a_handshake(&mut io, domain("example.com", 443), Some("bob"))
+            .await
+            .unwrap();
+        drop(io);
+        assert!(server.await.unwrap().is_empty());
+
+        for code in [0x5Bu8, 0x5C, 0x5D] {
+            let reply: &'static [u8] = match code {
+                0x5B => &[0, 0x5B, 0, 0, 0, 0, 0, 0],
+                0x5C => &[0, 0x5C, 0, 0, 0, 0, 0, 0],
+                _ => &[0, 0x5D, 0, 0, 0, 0, 0, 0],
+            };
+            let (addr, server) = scripted(vec![
+                Step::Expect(&[4, 1, 0, 80, 10, 0, 0, 1, 0]),
+                Step::Send(reply),
+            ])
+            .await;
+            let mut io = dial(addr).await;
+            let err = socks4a_handshake(&mut io, v4([10, 0, 0, 1], 80), None)
+                .await
+                .unwrap_err();
+            assert_eq!(err.reply_code(), Some(code));
+            drop(io);
+            server.await.unwrap();
+        }
+    }
+
+    /// A SOCKS5 proxy that really connects: it checks the request, dials
+    /// `upstream` (whatever the requested name), replies, then relays.
+    async fn relaying_socks5(
+        upstream: SocketAddr,
+        expect_request: &'static [u8],
+        extra_after_reply: &'static [u8],
+    ) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut greeting = [0; 3];
+            s.read_exact(&mut greeting).await.unwrap();
+            assert_eq!(greeting, [5, 1, 0]);
+            s.write_all(&[5, 0]).await.unwrap();
+            let mut req = vec![0; expect_request.len()];
+            s.read_exact(&mut req).await.unwrap();
+            assert_eq!(req, expect_request);
+            let mut up = TcpStream::connect(upstream).await.unwrap();
+            let bound = up.local_addr().unwrap();
+            let SocketAddr::V4(bound) = bound else {
+                panic!("IPv4 loopback expected")
+            };
+            let mut reply = vec![5, 0, 0, 1];
+            reply.extend_from_slice(&bound.ip().octets());
+            reply.extend_from_slice(&bound.port().to_be_bytes());
+            // The reply and the target's first bytes in one write.
+            reply.extend_from_slice(extra_after_reply);
+            s.write_all(&reply).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+        });
+        addr
+    }
+
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn end_to_end_through_relaying_proxy() {
+        let echo = echo_server().await;
+        let request: &'static [u8] = b"\x05\x01\x00\x03\x09localhost\x1f\x90";
+        let proxy = relaying_socks5(echo, request, b"").await;
+        let mut io = dial(proxy).await;
+        socks5_handshake(&mut io, domain("localhost", 8080), None)
+            .await
+            .unwrap();
+        let mut tunnel = TokioIo::new(io);
+        tunnel.write_all(b"ping through socks").await.unwrap();
+        let mut back = [0; 18];
+        tunnel.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ping through socks");
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_reply_stay_in_the_stream() {
+        // A target that speaks first (an SMTP banner) whose bytes arrive
+        // in the same segment as the proxy's reply.
+        let echo = echo_server().await;
+        let proxy = relaying_socks5(echo, CONNECT_EXAMPLE, b"220 banner\r\n").await;
+        let mut io = dial(proxy).await;
+        socks5_handshake(&mut io, domain("example.com", 443), None)
+            .await
+            .unwrap();
+        let mut tunnel = TokioIo::new(io);
+        let mut banner = [0; 12];
+        tunnel.read_exact(&mut banner).await.unwrap();
+        assert_eq!(&banner, b"220 banner\r\n");
+    }
+
+    #[tokio::test]
+    async fn resolve_localhost_and_literals() {
+        let a = resolve("127.0.0.1", 80).await.unwrap();
+        assert_eq!(a, "127.0.0.1:80".parse::<SocketAddr>().unwrap());
+        let l = resolve("localhost", 443).await.unwrap();
+        assert!(l.ip().is_loopback() && l.port() == 443, "{l}");
+        assert!(resolve("name.invalid", 1).await.is_err());
+    }
+}

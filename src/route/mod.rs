@@ -1,0 +1,40 @@
+//! Where routes come from: [`Proxy`] values, the [`Proxies`] rules that
+//! pick one per target (explicit, or the environment as curl reads it), the
+//! [`NoProxy`] bypass list, and the [`Decision`] made for each target.
+//!
+//! Everything here is plain data and pure functions: nothing dials, nothing
+//! holds a connection. [`ProxyConnectLayer`](crate::ProxyConnectLayer)
+//! asks [`Proxies::decide`] for each connection, and
+//! [`ForwardProxyLayer`](crate::ForwardProxyLayer) asks
+//! [`Proxies::forward_headers`] for each forwarded request.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_tunnel::{NoProxy, Proxies, Proxy, Rule};
+//!
+//! let proxies = Proxies::new()
+//!     .with_all(Proxy::new("http://proxy.corp:3128")?)
+//!     .with_no_proxy(NoProxy::parse(".internal.corp"));
+//! let decision = proxies.decide(&"https://db.internal.corp/".parse().unwrap());
+//! assert!(decision.proxy().is_none());
+//! assert_eq!(decision.rule(), &Rule::NoProxy(".internal.corp".into()));
+//! # Ok::<(), tower_tunnel::Error>(())
+//! ```
+//!
+//! # Errors
+//!
+//! [`ErrorKind::InvalidProxy`](crate::ErrorKind::InvalidProxy) for a proxy
+//! URL that cannot be used, whether given directly or read from the
+//! environment; the message names the variable, never the value (it may
+//! hold a password).
+
+mod env;
+mod no_proxy;
+mod proxy;
+mod rules;
+
+pub use self::no_proxy::NoProxy;
+pub(crate) use self::proxy::Auth;
+pub use self::proxy::{Http2Mode, Proxy, ProxyKind};
+pub use self::rules::{Decision, Proxies, Rule};

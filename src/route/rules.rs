@@ -1,0 +1,258 @@
+//! Which proxy a target goes through: [`Proxies`], and the [`Decision`]
+//! it makes for each target.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::uri::Scheme;
+use http::{HeaderMap, Uri};
+
+use super::{NoProxy, Proxy};
+
+type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
+
+/// The proxy rules: a proxy per target scheme, a fallback for all, a
+/// bypass list, and an optional custom matcher.
+///
+/// [`Proxies::from_env`] reads them from the environment as curl does:
+///
+/// | variable | used for |
+/// |---|---|
+/// | `http_proxy` | `http://` targets (lowercase only: curl ignores `HTTP_PROXY`, since CGI servers set `HTTP_PROXY` from a request's `Proxy:` header, the "httpoxy" hole) |
+/// | `https_proxy`, else `HTTPS_PROXY` | `https://` targets |
+/// | `all_proxy`, else `ALL_PROXY` | any target the two above do not cover |
+/// | `no_proxy`, else `NO_PROXY` | targets that go direct; see [`NoProxy`] |
+///
+/// Where both cases are set, lowercase wins. An empty variable counts as
+/// unset.
+///
+/// `tests/env_rules.rs` checks a table of cases against the real curl
+/// (7.88). Where the crate differs, it does so on purpose:
+///
+/// - A variable holding only white space counts as unset, like an empty
+///   one, so the other case is read; curl takes it as set (an empty bypass
+///   list, or a proxy it cannot use).
+/// - Every variable is checked when it is read: a bad `https_proxy` fails
+///   [`Proxies::from_env`] even if only `http://` targets follow, where curl
+///   parses only the variable the target's scheme needs. A mistyped proxy
+///   never sends some targets direct unnoticed.
+/// - A proxy URL without a port gets 80 (`http://`) or 443 (`https://`), as
+///   in Go and reqwest; curl uses 1080 for every scheme. See [`Proxy::new`].
+/// - The bypass list has a few extensions; see [`NoProxy`].
+///
+/// # Example
+///
+/// ```
+/// use tower_tunnel::{NoProxy, Proxies, Proxy};
+///
+/// let proxies = Proxies::new()
+///     .with_https(Proxy::new("http://proxy.corp:3128")?)
+///     .with_no_proxy(NoProxy::parse("localhost, .internal.corp, 10.0.0.0/8"));
+///
+/// let to = |uri: &str| proxies.decide(&uri.parse().unwrap());
+/// assert!(to("https://example.com/").proxy().is_some());
+/// assert!(to("https://db.internal.corp/").proxy().is_none());
+/// assert!(to("https://10.1.2.3/").proxy().is_none());
+/// assert!(to("http://example.com/").proxy().is_none()); // no http proxy set
+/// # Ok::<(), tower_tunnel::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Proxies {
+    pub(super) http: Option<Arc<Proxy>>,
+    pub(super) https: Option<Arc<Proxy>>,
+    pub(super) all: Option<Arc<Proxy>>,
+    pub(super) no_proxy: NoProxy,
+    pub(super) custom: Option<Matcher>,
+}
+
+impl Proxies {
+    /// No proxies: every target goes direct.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The proxy for `http://` targets.
+    pub fn with_http(mut self, proxy: Proxy) -> Self {
+        self.http = Some(Arc::new(proxy));
+        self
+    }
+
+    /// The proxy for `https://` targets.
+    pub fn with_https(mut self, proxy: Proxy) -> Self {
+        self.https = Some(Arc::new(proxy));
+        self
+    }
+
+    /// The proxy for targets no per-scheme proxy covers.
+    pub fn with_all(mut self, proxy: Proxy) -> Self {
+        self.all = Some(Arc::new(proxy));
+        self
+    }
+
+    /// Targets that go direct, whatever else is set.
+    pub fn with_no_proxy(mut self, no_proxy: NoProxy) -> Self {
+        self.no_proxy = no_proxy;
+        self
+    }
+
+    /// A matcher consulted after the bypass list and before the
+    /// per-scheme proxies: `Some(proxy)` routes the target through it,
+    /// `None` leaves the decision to the other rules.
+    pub fn with_custom<F>(mut self, matcher: F) -> Self
+    where
+        F: Fn(&Uri) -> Option<Proxy> + Send + Sync + 'static,
+    {
+        self.custom = Some(Arc::new(matcher));
+        self
+    }
+
+    /// Whether no proxy is configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.http.is_none() && self.https.is_none() && self.all.is_none() && self.custom.is_none()
+    }
+
+    /// Which way `uri` goes, and which rule said so.
+    pub fn decide(&self, uri: &Uri) -> Decision {
+        if self.is_empty() {
+            return Decision::new(None, Rule::NoProxyConfigured);
+        }
+        let host = uri.host().unwrap_or_default();
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if let Some(entry) = self.no_proxy.matching(host, port) {
+            return Decision::new(None, Rule::NoProxy(entry.to_owned()));
+        }
+        if let Some(custom) = &self.custom {
+            if let Some(proxy) = custom(uri) {
+                return Decision::new(Some(Arc::new(proxy)), Rule::Custom);
+            }
+        }
+        let (scheme_proxy, var) = if https {
+            (&self.https, "https_proxy")
+        } else {
+            (&self.http, "http_proxy")
+        };
+        if let Some(p) = scheme_proxy {
+            return Decision::new(Some(p.clone()), Rule::Scheme(var));
+        }
+        if let Some(p) = &self.all {
+            return Decision::new(Some(p.clone()), Rule::All);
+        }
+        Decision::new(None, Rule::NoMatch)
+    }
+}
+
+impl Proxies {
+    /// The headers a request for `uri` must carry when it is forwarded to a
+    /// proxy in absolute-form (an `http://` target through an HTTP proxy):
+    /// the proxy's `Proxy-Authorization` and its extra headers, as
+    /// [`Proxy::forward_headers`] gives them. `None` when the request is
+    /// not forwarded (direct, tunnelled or SOCKS): then it must carry no
+    /// proxy header at all.
+    ///
+    /// A forwarded request is the one thing the connector stack cannot
+    /// finish alone: the proxy reads these headers on each request, so they
+    /// are a concern of the request, not of the connection.
+    /// [`ForwardProxyLayer`](crate::ForwardProxyLayer) calls this for every
+    /// request sent through hyper-util's `Client` or any other request
+    /// service, and [`HttpConnection`](crate::HttpConnection) does the same
+    /// for the proxy its connection was routed through.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_tunnel::{Proxies, Proxy};
+    ///
+    /// let proxies = Proxies::from(Proxy::new("http://u:p@127.0.0.1:3128")?);
+    /// let headers = proxies.forward_headers(&"http://example.com/".parse().unwrap()).unwrap();
+    /// assert_eq!(headers["proxy-authorization"], "Basic dTpw");
+    /// // A tunnelled target: the proxy sees only the CONNECT.
+    /// assert!(proxies.forward_headers(&"https://example.com/".parse().unwrap()).is_none());
+    /// # Ok::<(), tower_tunnel::Error>(())
+    /// ```
+    pub fn forward_headers(&self, uri: &Uri) -> Option<HeaderMap> {
+        self.decide(uri)
+            .proxy()
+            .filter(|p| p.forwards(uri))
+            .map(Proxy::forward_headers)
+    }
+}
+
+impl fmt::Debug for Proxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxies")
+            .field("http", &self.http)
+            .field("https", &self.https)
+            .field("all", &self.all)
+            .field("no_proxy", &self.no_proxy)
+            .field("custom", &self.custom.as_ref().map(|_| "Fn(&Uri)"))
+            .finish()
+    }
+}
+
+impl From<Proxy> for Proxies {
+    /// One proxy for every target.
+    fn from(proxy: Proxy) -> Self {
+        Proxies::new().with_all(proxy)
+    }
+}
+
+/// Which way a target goes; made by [`Proxies::decide`].
+#[derive(Clone, Debug)]
+pub struct Decision {
+    proxy: Option<Arc<Proxy>>,
+    rule: Rule,
+}
+
+impl Decision {
+    fn new(proxy: Option<Arc<Proxy>>, rule: Rule) -> Self {
+        Decision { proxy, rule }
+    }
+
+    /// The proxy to use; `None` means direct.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_deref()
+    }
+
+    /// The rule that decided.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// Splits into the proxy (shared, not copied) and the rule.
+    pub(crate) fn into_parts(self) -> (Option<Arc<Proxy>>, Rule) {
+        (self.proxy, self.rule)
+    }
+}
+
+/// The rule behind a [`Decision`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// No proxy is configured.
+    NoProxyConfigured,
+    /// This bypass entry matched the target.
+    NoProxy(String),
+    /// The custom matcher chose the proxy.
+    Custom,
+    /// The proxy for the target's scheme (`"http_proxy"`/`"https_proxy"`).
+    Scheme(&'static str),
+    /// The proxy for all schemes.
+    All,
+    /// Proxies are configured, but none for this target's scheme.
+    NoMatch,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::NoProxyConfigured => f.write_str("no proxy configured"),
+            Rule::NoProxy(entry) => write!(f, "no_proxy entry `{entry}` matched"),
+            Rule::Custom => f.write_str("the custom matcher chose it"),
+            Rule::Scheme(var) => write!(f, "the proxy for this scheme ({var})"),
+            Rule::All => f.write_str("the proxy for all schemes (all_proxy)"),
+            Rule::NoMatch => f.write_str("no proxy is set for this scheme"),
+        }
+    }
+}
+
