@@ -29,9 +29,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_tunnel::{
-    AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyConnectLayer, ProxyTlsLayer, Rule, TlsLayer,
-};
+use tower_tunnel::{AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyConnectLayer, Rule, TlsLayer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -193,9 +191,7 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
     let connect = ServiceBuilder::new()
         .layer(AlpnDispatchLayer::new())
         .layer(tls)
-        .layer(ProxyConnectLayer::from_proxies(proxies))
-        // TLS to an https:// proxy; every other dial passes through.
-        .layer(ProxyTlsLayer::new(proxy_tls))
+        .layer(ProxyConnectLayer::from_proxies(proxies).with_proxy_tls(proxy_tls))
         .service(connector());
     let mut conn = connect.oneshot(uri.clone()).await?;
     println!("route:    {}", conn.info().route());

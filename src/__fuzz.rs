@@ -71,8 +71,7 @@ pub fn connect_exchange(chunks: &[&[u8]], max_head: usize) -> Option<Exchange> {
             .collect(),
     };
     let request = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
-    let result = http1::exchange(&mut io, request.to_vec(), max_head)
-        .now_or_never()?;
+    let result = http1::exchange(&mut io, request.to_vec(), max_head).now_or_never()?;
     Some(match result {
         Ok(established) => Exchange::Established {
             head_end: established.pos,

@@ -161,9 +161,9 @@ impl Timings {
             self.tls,
             self.http_handshake,
         ]
-            .into_iter()
-            .flatten()
-            .sum()
+        .into_iter()
+        .flatten()
+        .sum()
     }
 }
 

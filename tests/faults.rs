@@ -517,7 +517,7 @@ async fn ok_coalesced_with_tunnel_bytes_keeps_them() {
         .oneshot(format!("http://{target}").parse().unwrap())
         .await
         .unwrap();
-    assert_eq!(routed.buffered(), 9);
+    assert_eq!(routed.tunnel().buffered(), 9);
     let mut io = TokioIo::new(routed);
     let mut got = [0u8; 16];
     io.read_exact(&mut got).await.unwrap();

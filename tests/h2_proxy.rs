@@ -6,11 +6,10 @@ use http::{Request, Uri, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_tunnel::proxy::Http2Mode;
 use tower_tunnel::test_util::{client_config, TestH2Proxy, TestOrigin};
+use tower_tunnel::Http2Mode;
 use tower_tunnel::{
-    AlpnDispatchLayer, ErrorKind, HttpConnection, Proxy, ProxyConnectLayer, ProxyTlsLayer, Route,
-    TlsLayer,
+    AlpnDispatchLayer, ErrorKind, HttpConnection, Proxy, ProxyConnectLayer, Route, TlsLayer,
 };
 
 type Body = Empty<Bytes>;
@@ -24,8 +23,7 @@ fn stack(
     ServiceBuilder::new()
         .layer(AlpnDispatchLayer::new())
         .layer(TlsLayer::new(client_config()))
-        .layer(ProxyConnectLayer::new(proxy))
-        .layer(ProxyTlsLayer::new(client_config()))
+        .layer(ProxyConnectLayer::new(proxy).with_proxy_tls(client_config()))
         .service(HttpConnector::new())
 }
 

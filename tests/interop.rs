@@ -643,8 +643,7 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
     let connect = ServiceBuilder::new()
         .layer(AlpnDispatchLayer::<Body>::new())
         .layer(TlsLayer::new(client_config()))
-        .layer(ProxyConnectLayer::new(Proxy::new(&url).unwrap()))
-        .layer(tower_tunnel::ProxyTlsLayer::new(proxy_tls))
+        .layer(ProxyConnectLayer::new(Proxy::new(&url).unwrap()).with_proxy_tls(proxy_tls))
         .service(HttpConnector::new());
     let uri = |o: &TestOrigin| -> Uri {
         format!("https://localhost:{}/", o.addr().port())

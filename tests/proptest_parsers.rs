@@ -109,7 +109,8 @@ proptest! {
         match Proxy::new(&url) {
             Ok(p) => {
                 prop_assert!(p.authority().port_u16().is_some());
-                prop_assert!(!p.uri().to_string().contains('@'));
+                prop_assert!(!p.authority().as_str().contains('@'));
+                prop_assert!(!p.to_string().contains('@'));
             }
             Err(e) => prop_assert_eq!(e.kind(), ErrorKind::InvalidProxy),
         }

@@ -14,8 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_tunnel::test_util::{client_config, tls_acceptor, Fault, TestOrigin, TestProxy};
 use tower_tunnel::{
-    AlpnDispatchLayer, ErrorKind, NoProxy, Proxies, Proxy, ProxyConnectLayer, ProxyTlsLayer, Route,
-    Rule, TlsLayer,
+    AlpnDispatchLayer, ErrorKind, NoProxy, Proxies, Proxy, ProxyConnectLayer, Route, Rule, TlsLayer,
 };
 
 type Body = Empty<Bytes>;
@@ -160,8 +159,7 @@ async fn https_proxy_tls_in_tls() {
     let connect = ServiceBuilder::new()
         .layer(AlpnDispatchLayer::new())
         .layer(TlsLayer::new(origin.client_config()))
-        .layer(ProxyConnectLayer::new(p))
-        .layer(ProxyTlsLayer::new(client_config()))
+        .layer(ProxyConnectLayer::new(p).with_proxy_tls(client_config()))
         .service(HttpConnector::new());
     let mut conn = connect
         .oneshot(origin.https_url().parse().unwrap())
@@ -182,21 +180,31 @@ async fn https_proxy_tls_in_tls() {
 }
 
 #[tokio::test]
-async fn https_proxy_without_proxy_tls_layer_says_what_is_missing() {
+async fn https_proxy_without_proxy_tls_fails_before_dialing() {
+    // A listener that counts connections: nothing may reach it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
     let connect = ServiceBuilder::new()
         .layer(TlsLayer::new(client_config()))
         .layer(ProxyConnectLayer::new(
-            Proxy::new("https://u:secret@localhost:9").unwrap(),
+            Proxy::new(&format!("https://u:secret@localhost:{port}")).unwrap(),
         ))
         .service(HttpConnector::new());
     let err = connect
         .oneshot("https://localhost:1".parse().unwrap())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Dial);
+    assert_eq!(err.kind(), ErrorKind::ProxyTlsNotConfigured);
+    assert_eq!(err.phase(), None);
     let shown = err.to_string();
-    assert!(shown.contains("needs ProxyTlsLayer"), "{shown}");
+    assert_eq!(
+        shown,
+        format!("proxy localhost:{port} for localhost:1 is an https:// proxy, and ProxyConnectLayer has no TLS config for proxies (set one with ProxyConnectLayer::with_proxy_tls)")
+    );
     assert!(!format!("{shown} {err:?}").contains("secret"));
+    let accepted =
+        tokio::time::timeout(std::time::Duration::from_millis(50), listener.accept()).await;
+    assert!(accepted.is_err(), "the proxy was dialed");
 }
 
 #[tokio::test]
@@ -212,10 +220,12 @@ async fn proxy_tls_failure_is_its_own_error() {
         .with_no_client_auth();
     let connect = ServiceBuilder::new()
         .layer(TlsLayer::new(client_config()))
-        .layer(ProxyConnectLayer::new(
-            Proxy::new(&format!("https://localhost:{}", front.addr.port())).unwrap(),
-        ))
-        .layer(ProxyTlsLayer::new(Arc::new(trusts_nothing)))
+        .layer(
+            ProxyConnectLayer::new(
+                Proxy::new(&format!("https://localhost:{}", front.addr.port())).unwrap(),
+            )
+            .with_proxy_tls(Arc::new(trusts_nothing)),
+        )
         .service(HttpConnector::new());
     let err = connect
         .oneshot("https://localhost:1".parse().unwrap())

@@ -215,8 +215,9 @@ async fn no_leftover_means_no_buffer() {
         .layer(ProxyConnectLayer::new(Proxy::new(&proxy.url()).unwrap()))
         .service(HttpConnector::new());
     let routed = connect.oneshot(url(&origin)).await.unwrap();
-    assert_eq!(routed.buffered(), 0);
-    let (_io, rest) = routed.into_parts();
+    assert_eq!(routed.tunnel().buffered(), 0);
+    let (tunnel, _info) = routed.into_parts();
+    let (_io, rest) = tunnel.into_inner();
     assert_eq!(rest.capacity(), 0, "the read buffer was not kept");
 }
 

@@ -135,9 +135,7 @@ where
                 info.timings = hop.timings();
                 Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info)
             }
-            ProxyKind::Https if proxy.http2() != Http2Mode::Never => {
-                self.h2_tunnel(&proxy).await?
-            }
+            ProxyKind::Https if proxy.http2() != Http2Mode::Never => self.h2_tunnel(&proxy).await?,
             _ => self.tunnel(&proxy, None).await?,
         };
         routed.info_mut().proxy = Some(proxy);
@@ -348,7 +346,10 @@ where
         }
         let timings = hop.timings();
         let send = self.h2_handshake(proxy, hop.io).await?;
-        Ok(H2Send::Sent(self.pool.insert(key, send, req), Some(timings)))
+        Ok(H2Send::Sent(
+            self.pool.insert(key, send, req),
+            Some(timings),
+        ))
     }
 
     async fn h2_handshake(

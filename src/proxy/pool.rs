@@ -167,12 +167,7 @@ impl Pool {
     }
 
     /// Adds a new connection to `proxy` and sends `req` on it.
-    pub(crate) fn insert(
-        &self,
-        proxy: &Key,
-        send: Sender,
-        req: Request<Empty<Bytes>>,
-    ) -> Sent {
+    pub(crate) fn insert(&self, proxy: &Key, send: Sender, req: Request<Empty<Bytes>>) -> Sent {
         let mut map = self.lock();
         let slot = map.entry(proxy.clone()).or_default();
         slot.h1_only = false;
@@ -212,4 +207,3 @@ impl Pool {
         self.lock().entry(proxy.clone()).or_default().h1_only = true;
     }
 }
-

@@ -51,5 +51,4 @@ impl Proxies {
             ..Proxies::default()
         })
     }
-
 }

@@ -255,4 +255,3 @@ impl fmt::Display for Rule {
         }
     }
 }
-

@@ -98,7 +98,10 @@ where
                     let (stream, info) = routed.into_parts();
                     if !*this.https {
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(TlsStream::new(MaybeTlsStream::plain(stream), info)));
+                        return Poll::Ready(Ok(TlsStream::new(
+                            MaybeTlsStream::plain(stream),
+                            info,
+                        )));
                     }
                     // SNI and the certificate check use the target's name,
                     // never the proxy's.

@@ -1,10 +1,11 @@
-// TLS to an https:// proxy below the route, TLS to the target above it.
+// TLS to an https:// proxy is part of the route: a config handed to
+// ProxyConnectLayer, not a layer of its own. TLS to the target sits above.
 use std::sync::Arc;
 
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::{Service, ServiceBuilder};
-use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, ProxyTlsLayer, TlsLayer};
+use tower_tunnel::{AlpnDispatchLayer, Proxy, ProxyConnectLayer, TlsLayer};
 
 fn connector(
     target_roots: Arc<rustls::ClientConfig>,
@@ -14,8 +15,7 @@ fn connector(
     ServiceBuilder::new()
         .layer(AlpnDispatchLayer::<http_body_util::Empty<bytes::Bytes>>::new())
         .layer(TlsLayer::new(target_roots))
-        .layer(ProxyConnectLayer::new(proxy))
-        .layer(ProxyTlsLayer::new(proxy_roots))
+        .layer(ProxyConnectLayer::new(proxy).with_proxy_tls(proxy_roots))
         .service(HttpConnector::new())
 }
 

@@ -5,7 +5,6 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
-
 /// The longest SOCKS5 reply: VER REP RSV ATYP, a length-prefixed domain of
 /// 255 bytes, and the port.
 pub(crate) const MAX_REPLY: usize = 4 + 1 + 255 + 2;
@@ -567,9 +566,6 @@ mod tests {
 
     use std::net::SocketAddrV6;
 
-    use tokio::net::{TcpListener, TcpStream};
-    use tokio::task::JoinHandle;
-
     fn v4(a: [u8; 4], port: u16) -> TargetAddr {
         TargetAddr::Ip(SocketAddr::from((a, port)))
     }
@@ -969,5 +965,4 @@ mod tests {
             Some("boom")
         );
     }
-
 }

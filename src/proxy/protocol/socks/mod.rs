@@ -12,11 +12,12 @@
 //! under this crate's phase timeouts), read up to 513 bytes at a time and
 //! drop what follows the reply, and report reply codes without their value.
 
-
 mod codec;
 mod handshake;
 
+#[cfg(feature = "__fuzz")]
+pub(crate) use self::codec::{
+    parse_auth_status, parse_method, parse_socks4_reply, parse_socks5_reply, Parsed,
+};
 pub(crate) use self::codec::{SocksError, TargetAddr};
 pub(crate) use self::handshake::{resolve, socks4a_handshake, socks5_handshake};
-#[cfg(feature = "__fuzz")]
-pub(crate) use self::codec::{parse_auth_status, parse_method, parse_socks4_reply, parse_socks5_reply, Parsed};
