@@ -1,0 +1,93 @@
+//! The command line: what this process is to do, and the bench's options.
+
+use crate::clients::Kind;
+use crate::tls::Proto;
+use crate::util::Result;
+
+/// What this process does, by its first argument.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    /// `--serve [fixture]`: the fixtures' child process.
+    Serve { fixture_h2_proxy: bool },
+    /// `--idle-probe CLIENT PROTO COUNT`: one client's idle memory, in a process of its own.
+    IdleProbe {
+        kind: Kind,
+        proto: Proto,
+        count: usize,
+    },
+    /// `--trace-allocs`: a backtrace per allocation of one connection of each client.
+    TraceAllocs,
+    /// The benchmark itself.
+    Bench(Args),
+}
+
+pub fn mode() -> Result<Mode> {
+    let argv: Vec<String> = std::env::args().collect();
+    Ok(match argv.get(1).map(String::as_str) {
+        Some("--serve") => Mode::Serve {
+            fixture_h2_proxy: argv.get(2).map(String::as_str) == Some("fixture"),
+        },
+        Some("--idle-probe") => Mode::IdleProbe {
+            kind: Kind::from_probe_arg(argv.get(2).ok_or("client")?)?,
+            proto: Proto::parse(argv.get(3).ok_or("proto")?)?,
+            count: argv.get(4).ok_or("count")?.parse()?,
+        },
+        Some("--trace-allocs") => Mode::TraceAllocs,
+        _ => Mode::Bench(parse_args()),
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Args {
+    pub n: usize,
+    pub mib: usize,
+    pub idle: usize,
+    pub rounds: usize,
+    pub warmup: usize,
+    /// The https:// proxy comparison through `TestH2Proxy` instead of the bench's own.
+    pub fixture_h2_proxy: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        n: 500,
+        mib: 256,
+        idle: 1000,
+        rounds: 3,
+        warmup: 20,
+        fixture_h2_proxy: false,
+    };
+    let mut it = std::env::args().skip(1);
+    let mut n = None;
+    let mut mib = None;
+    let mut idle = None;
+    while let Some(a) = it.next() {
+        let mut num = |what: &str| -> usize {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{what} takes a positive number"))
+        };
+        match a.as_str() {
+            "--n" => n = Some(num("--n")),
+            "--throughput-mib" => mib = Some(num("--throughput-mib")),
+            "--idle" => idle = Some(num("--idle")),
+            "--rounds" => args.rounds = num("--rounds").max(1),
+            "--quick" => {
+                args.n = 50;
+                args.mib = 32;
+                args.idle = 200;
+                args.rounds = 1;
+                args.warmup = 5;
+            }
+            "--fixture-h2-proxy" => args.fixture_h2_proxy = true,
+            "--bench" => {} // passed by `cargo bench`-style harnesses
+            other => panic!(
+                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick] [--fixture-h2-proxy]"
+            ),
+        }
+    }
+    args.n = n.unwrap_or(args.n).max(1);
+    args.mib = mib.unwrap_or(args.mib).max(1);
+    args.idle = idle.unwrap_or(args.idle).max(1);
+    args
+}
