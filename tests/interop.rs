@@ -32,11 +32,13 @@ use bytes::Bytes;
 use http::{Request, Uri, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
-use tower::{ServiceBuilder, ServiceExt};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tunnel::test_util::{client_config, TestOrigin, HELLO_BODY};
 use tower_tunnel::{
-    AlpnDispatchLayer, ConnectionInfo, Error, ErrorKind, HttpConnection, Proxy, ProxyConnectLayer,
-    TlsLayer,
+    AlpnDispatchLayer, ConnectionInfo, Error, ErrorKind, ForwardProxyLayer, HttpConnection, Proxy,
+    ProxyConnectLayer, TlsLayer,
 };
 
 type Body = Empty<Bytes>;
@@ -484,6 +486,54 @@ async fn squid_forwards_http_with_basic_auth() {
     assert!(via.contains("squid"), "Via: {via}");
     let line = format!("GET http://{}/ {user} ", origin.authority());
     assert_logged("squid-basic/access.log", &line).await;
+}
+
+/// Two `GET`s for an `http://` target through hyper-util's pooled `Client`, with
+/// `ForwardProxyLayer` putting the proxy's credentials on each forwarded request.
+async fn client_forward_through(proxy_url: &str) -> TestOrigin {
+    let origin = TestOrigin::builder().plain_http().start().await.unwrap();
+    let route = ProxyConnectLayer::new(proxy(proxy_url))
+        .with_dial_timeout(Some(PHASE_TIMEOUT))
+        .with_connect_timeout(Some(PHASE_TIMEOUT));
+    let connector = ServiceBuilder::new()
+        .layer(TlsLayer::new(client_config()))
+        .layer(route.clone())
+        .service(HttpConnector::new());
+    let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build(connector);
+    let mut client = ServiceBuilder::new()
+        .layer(ForwardProxyLayer::from(&route))
+        .service(client);
+    let target: Uri = format!("{}/", origin.https_url()).parse().unwrap();
+    for _ in 0..2 {
+        let req = Request::get(target.clone()).body(Body::new()).unwrap();
+        let res = bounded(client.ready().await.unwrap().call(req))
+            .await
+            .unwrap_or_else(|e| panic!("GET {target} through {proxy_url}: {e}"));
+        assert_eq!(res.status(), 200, "{res:?}");
+        let info = res.extensions().get::<ConnectionInfo>().unwrap().clone();
+        assert_route(&info, proxy_url, "forward");
+        let body = bounded(res.into_body().collect()).await.unwrap().to_bytes();
+        assert_eq!(body, HELLO_BODY);
+    }
+    origin
+}
+
+#[tokio::test]
+async fn squid_basic_forwards_for_hyper_util_client() {
+    let url = proxy_url!("SQUID_BASIC_URL");
+    let (user, _) = credentials();
+    let origin = client_forward_through(&with_credentials(&url)).await;
+    let line = format!("GET http://{}/ {user} ", origin.authority());
+    assert_logged("squid-basic/access.log", &line).await;
+}
+
+#[tokio::test]
+async fn squid_digest_forwards_for_hyper_util_client() {
+    let url = proxy_url!("SQUID_DIGEST_URL");
+    let (user, _) = credentials();
+    let origin = client_forward_through(&with_credentials(&url)).await;
+    let line = format!("GET http://{}/ {user} ", origin.authority());
+    assert_logged("squid-digest/access.log", &line).await;
 }
 
 #[tokio::test]
