@@ -147,15 +147,6 @@ fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
     })
 }
 
-/// TCP with Nagle off: TLS to an `https://` proxy writes small records
-/// back to back (its Finished, then the CONNECT), and Nagle with delayed
-/// ACKs would hold the second for about 40 ms.
-fn connector() -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http
-}
-
 async fn fetch(args: &Args) -> Result<(), BoxError> {
     let uri: http::Uri = args.url.parse()?;
     let target_tls = tls_config(args.cacert.as_deref())?;
@@ -192,7 +183,7 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
         .layer(AlpnDispatchLayer::new())
         .layer(tls)
         .layer(ProxyConnectLayer::from_proxies(proxies).with_proxy_tls(proxy_tls))
-        .service(connector());
+        .service(HttpConnector::new());
     let mut conn = connect.oneshot(uri.clone()).await?;
     println!("route:    {}", conn.info().route());
     let req = http::Request::get(uri).body(Empty::<Bytes>::new())?;

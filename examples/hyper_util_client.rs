@@ -22,9 +22,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tunnel::test_util::{TestOrigin, TestProxy};
-use tower_tunnel::{ConnectionInfo, Proxy, ProxyConnectLayer, TlsLayer};
+use tower_tunnel::{ConnectionInfo, ForwardProxyLayer, Proxy, ProxyConnectLayer, TlsLayer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,5 +82,32 @@ async fn main() -> Result<(), BoxError> {
         assert_eq!(origin.connections() - before, 1);
     }
     assert_eq!(origin.direct_connections(), 0);
+
+    // An http:// target is forwarded, not tunnelled: the client writes each request to the
+    // proxy, so the proxy's credentials are a concern of the request. ForwardProxyLayer,
+    // around the client, puts them on (Basic here; Digest when a proxy asks for it).
+    let plain = TestOrigin::builder().plain_http().start().await?;
+    let proxy = TestProxy::builder()
+        .basic_auth("user", "pass")
+        .start()
+        .await?;
+    let route = ProxyConnectLayer::new(Proxy::new(&format!("http://user:pass@{}", proxy.addr()))?);
+    let connector = ServiceBuilder::new()
+        .layer(TlsLayer::new(origin.client_config()))
+        .layer(route.clone())
+        .service(HttpConnector::new());
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let mut client = ServiceBuilder::new()
+        .layer(ForwardProxyLayer::from(&route))
+        .service(client);
+    let target = format!("http://127.0.0.1:{}/", plain.addr().port());
+    let req = http::Request::get(&target).body(Empty::new())?;
+    let res = client.ready().await?.call(req).await?;
+    println!(
+        "http:// target, proxy with Basic credentials\n  GET {target} {}, proxy saw Proxy-Authorization: {}",
+        res.status(),
+        proxy.requests()[0].headers.contains_key("proxy-authorization"),
+    );
+    assert_eq!(res.status(), 200);
     Ok(())
 }

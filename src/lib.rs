@@ -52,7 +52,8 @@
 //!
 //! Each layer accepts only what the layer below produces: a [`Transport`]
 //! for [`ProxyConnectLayer`], a [`Routed`] stream for [`TlsLayer`], a
-//! [`TlsStream`] for [`AlpnDispatchLayer`]. TLS to the target therefore
+//! [`TlsStream`] for [`AlpnDispatchLayer`]. Each stage hands the next its
+//! stream and its [`ConnectionInfo`] by value. TLS to the target therefore
 //! cannot start before the tunnel exists, which is the mistake that turns a
 //! proxy's `407` into "not an SSL/TLS record". A misordered stack fails to
 //! compile where it is used, with a message that names the rule:
@@ -74,13 +75,24 @@
 //! |---|---|---|
 //! | none, or bypassed | direct | direct |
 //! | `http://` | `CONNECT` tunnel | forwarded in absolute-form ([`Proxy::with_http_tunneling`] tunnels instead) |
-//! | `https://` | `CONNECT` inside TLS to the proxy ([`ProxyTlsLayer`]), target TLS inside that; over HTTP/2 when the proxy selects `h2`, many tunnels sharing one proxy connection ([`Http2Mode`]) | forwarded inside TLS to the proxy |
+//! | `https://` | `CONNECT` inside TLS to the proxy ([`ProxyConnectLayer::with_proxy_tls`]), target TLS inside that; over HTTP/2 when the proxy selects `h2`, many tunnels sharing one proxy connection ([`Http2Mode`]) | forwarded inside TLS to the proxy |
 //! | `socks5://`, `socks5h://`, `socks4a://` | SOCKS tunnel | SOCKS tunnel |
 //!
 //! Credentials go in the proxy URL or [`Proxy::with_basic_auth`]: Basic up
 //! front, Digest (RFC 7616, MD5 and SHA-256) answered on a `407` that asks
 //! for it, RFC 1929 for SOCKS5. `Proxy-Authorization` only ever goes to the
 //! proxy: [`HttpConnection`] removes it from requests sent through a tunnel.
+//!
+//! A forwarded `http://` request carries the proxy's headers itself, so they
+//! are a concern of the request, not of the connection:
+//! [`Proxies::forward_headers`] says what they are, [`HttpConnection`] adds
+//! them for its own route, and [`ForwardProxyLayer`] adds them (and answers
+//! Digest) for hyper-util's `Client` or any other request service.
+//!
+//! [`Proxy`] is a plain value; the HTTP/2 connections to `https://` proxies
+//! belong to the [`ProxyConnectLayer`] (shared by its clones), and Nagle's
+//! algorithm is turned off after every dial
+//! ([`ProxyConnectLayer::with_nodelay`]).
 //!
 //! # Where it plugs in
 //!
@@ -96,7 +108,8 @@
 //! hyper-util's `Client`, with the stack that ends at [`TlsLayer`] (its
 //! stream implements `Connection`, reports `negotiated_h2()`, and
 //! `proxy(true)` for forwarded `http://` targets; each response carries the
-//! [`ConnectionInfo`] in its extensions):
+//! [`ConnectionInfo`] in its extensions), and [`ForwardProxyLayer`] around
+//! the client for the proxy's credentials on forwarded `http://` requests:
 //!
 //! ```no_run
 //! # async fn doc(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), tower_tunnel::BoxError> {
@@ -104,15 +117,20 @@
 //! use http_body_util::Empty;
 //! use hyper_util::client::legacy::{connect::HttpConnector, Client};
 //! use hyper_util::rt::TokioExecutor;
-//! use tower::ServiceBuilder;
-//! use tower_tunnel::{ConnectionInfo, ProxyConnectLayer, TlsLayer};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_tunnel::{ConnectionInfo, ForwardProxyLayer, ProxyConnectLayer, TlsLayer};
 //!
+//! let route = ProxyConnectLayer::from_env()?;
 //! let connector = ServiceBuilder::new()
 //!     .layer(TlsLayer::new(tls))
-//!     .layer(ProxyConnectLayer::from_env()?)
+//!     .layer(route.clone())
 //!     .service(HttpConnector::new());
 //! let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-//! let res = client.get("https://example.com/".parse()?).await?;
+//! let mut client = ServiceBuilder::new()
+//!     .layer(ForwardProxyLayer::from(&route))
+//!     .service(client);
+//! let req = http::Request::get("https://example.com/").body(Empty::new())?;
+//! let res = client.ready().await?.call(req).await?;
 //! println!("{}", res.extensions().get::<ConnectionInfo>().unwrap());
 //! # Ok(()) }
 //! ```
@@ -144,9 +162,9 @@
 //! with its duration under it:
 //!
 //! ```text
-//! DEBUG tower_tunnel::connect{target=localhost:43299 proxy=http://127.0.0.1:41699 rule=the proxy for all schemes (all_proxy)}: tower_tunnel::proxy::service: dialed first hop elapsed=554.419µs
-//! DEBUG tower_tunnel::connect{..}: tower_tunnel::proxy::service: proxy opened CONNECT tunnel elapsed=894.237µs
-//! DEBUG tower_tunnel::connect{.. route=tunnel via 127.0.0.1:41699}: tower_tunnel::proxy::service: route established route=tunnel via 127.0.0.1:41699
+//! DEBUG tower_tunnel::connect{target=localhost:43299 proxy=http://127.0.0.1:41699 rule=the proxy for all schemes (all_proxy)}: tower_tunnel::proxy::connect: dialed first hop elapsed=554.419µs
+//! DEBUG tower_tunnel::connect{..}: tower_tunnel::proxy::connect: proxy opened CONNECT tunnel elapsed=894.237µs
+//! DEBUG tower_tunnel::connect{.. route=tunnel via 127.0.0.1:41699}: tower_tunnel::proxy::connect: route established route=tunnel via 127.0.0.1:41699
 //! DEBUG tower_tunnel::connect{..}: tower_tunnel::tls::future: TLS handshake done tls_version=Some(TLSv1_3) alpn="h2" resumed=false elapsed=3.208516ms
 //! DEBUG tower_tunnel::connect{..}: tower_tunnel::dispatch::service: HTTP handshake done version="HTTP/2" elapsed=334.777µs
 //! ```
@@ -163,20 +181,23 @@
 //! What a misbehaving proxy or network looks like to your code. Every case is an
 //! [`Error`] naming the proxy `P` and the target `T`; [`Error::kind`] is in
 //! brackets. CONNECT failures have [`Phase::ProxyConnect`], and TLS to the target
-//! never starts after one. Each row is a test in `tests/faults.rs`.
+//! never starts after one. Each row is a test in `tests/faults.rs` (the rows of
+//! `https://` proxies: `tests/routes.rs`, the unreachable proxy: `tests/redesign.rs`).
 //!
 //! | failure | message the user sees | what to do |
 //! |---|---|---|
 //! | `407`, with or without a challenge | `proxy P refused CONNECT to T: 407 Proxy Authentication Required (Basic realm="corp")` \[`ProxyAuthRequired`\] | set credentials in the proxy URL or with [`Proxy::with_basic_auth`]; the challenges are in [`ProxyResponse::challenges`] |
 //! | `403`, `502` (an HTML body is ignored), `504`, `101`, any non-2xx | `proxy P refused CONNECT to T: 502 Bad Gateway` \[`ProxyRefused`\] | the proxy's policy or its upstream: status, reason and headers are in [`Error::proxy_response`] |
 //! | not HTTP (an SSH banner, garbage) | `proxy P sent a malformed answer to CONNECT to T: not an HTTP response` \[`ProxyMalformed`\] | the address is not an HTTP proxy |
-//! | a TLS record instead of HTTP | `proxy P sent a malformed answer to CONNECT to T: it sent a TLS record, not HTTP: is it an https:// proxy?` \[`ProxyMalformed`\] | the proxy expects TLS itself: use an HTTPS-proxy layer below [`ProxyConnectLayer`] |
+//! | a TLS record instead of HTTP | `proxy P sent a malformed answer to CONNECT to T: it sent a TLS record, not HTTP: is it an https:// proxy?` \[`ProxyMalformed`\] | the proxy expects TLS itself: write it as `https://` and give [`ProxyConnectLayer::with_proxy_tls`] a config |
 //! | closed (or reset) before answering | `proxy P closed the connection without answering CONNECT to T` \[`ProxyClosed`\] | proxy overloaded, or an access rule that drops clients; the `io::Error` of a reset is the source |
 //! | closed mid-answer (truncated status line, no final blank line) | `proxy P closed the connection in the middle of its answer to CONNECT to T` \[`ProxyTruncated`\] | a broken proxy or middlebox; retry, then report it |
 //! | silence, or an answer dripped slowly | `proxy P did not answer CONNECT to T within 30s` \[`Timeout`\] | one deadline covers the whole exchange ([`ProxyConnectLayer::with_connect_timeout`]), so a drip fails on time |
 //! | endless headers | `proxy P answer to CONNECT to T is too large: more than 64 headers` (or `more than 16384 bytes of headers`) \[`ProxyHeadersTooLarge`\] | reading stops at the cap, memory stays bounded by it; raise it with [`ProxyConnectLayer::with_max_response_bytes`] only for a proxy known to be verbose |
 //! | `HTTP/9.9 200`, `HTTP/2.0 200` | `proxy P answered CONNECT to T with an unsupported HTTP version: HTTP/9.9` \[`ProxyBadVersion`\] | the proxy speaks something else; check the port |
 //! | the proxy is unreachable | `could not connect to proxy P for T` \[`Dial`\] | check the proxy URL and that it is up; the `io::Error` is the source |
+//! | an `https://` proxy and no proxy TLS config | `proxy P for T is an https:// proxy, and ProxyConnectLayer has no TLS config for proxies (...)` \[`ProxyTlsNotConfigured`\], nothing dialed | [`ProxyConnectLayer::with_proxy_tls`] |
+//! | the proxy's own certificate | `TLS handshake with proxy P failed` \[`ProxyTls`\] | the rustls error is the source; give `with_proxy_tls` the proxy's roots |
 //! | the target's certificate | `TLS handshake with T via proxy P failed` \[`Tls`\] | the rustls error is the source; a TLS-intercepting proxy needs its CA in your roots |
 //!
 //! Accepted, as curl accepts them: `HTTP/1.0 200`, interim `1xx` answers before the
@@ -184,6 +205,22 @@
 //! on the `2xx` (ignored: RFC 9110 §9.3.6), bare LF line endings, and tunnel bytes in
 //! the same read as the answer (replayed, never dropped). Proxy credentials never
 //! appear in any `Debug`, `Display`, error source or tracing output.
+//!
+//! # Modules
+//!
+//! Imports point down the stack, so each module can be read knowing only
+//! the ones below it:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`dispatch`] | [`AlpnDispatchLayer`] and [`HttpConnection`] |
+//! | [`forward`] | [`ForwardProxyLayer`]: the proxy's headers on forwarded requests |
+//! | [`tls`] | [`TlsLayer`] and the [`TlsStream`] |
+//! | [`proxy`] | [`ProxyConnectLayer`], the [`Routed`] stream, and the wire protocols spoken to proxies |
+//! | [`stage`] | the stage traits that order the layers |
+//! | [`info`] | [`ConnectionInfo`]: how a connection was made |
+//! | [`route`] | where routes come from: [`Proxy`], [`Proxies`], [`NoProxy`] |
+//! | [`error`] | [`Error`], [`ErrorKind`], [`Phase`] |
 //!
 //! # Features
 //!
