@@ -1,4 +1,4 @@
-//! Interop with real proxies (issue 4, item 6): Debian's squid, tinyproxy and microsocks,
+//! Interop with real proxies: Debian's squid, tinyproxy and microsocks,
 //! started on loopback by `.ci/interop/setup.sh`, carry the crate's stack to the
 //! in-process [`TestOrigin`].
 //!
@@ -655,7 +655,7 @@ fn userinfo_is_percent_encoded() {
     assert_eq!(socks5h("socks5://a:b@h:1"), "socks5h://a:b@h:1");
 }
 
-// --- nghttpx --http2-proxy: CONNECT over HTTP/2 (issue 8) ------------------------------
+// --- nghttpx --http2-proxy: CONNECT over HTTP/2 ----------------------------------------
 
 /// The stack through `nghttpx --http2-proxy` (`NGHTTPX_URL`, TLS with the certificate in
 /// `NGHTTPX_CA`, squid behind it): h2-in-h2 and http/1.1-in-h2, then 100 concurrent

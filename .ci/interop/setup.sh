@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the real proxies that tests/interop.rs runs against (issue 4, item 6):
+# Starts the real proxies that tests/interop.rs runs against:
 #
 #   squid-open    squid, CONNECT + forward proxying, no auth
 #   squid-basic   squid, Basic proxy auth (basic_ncsa_auth, htpasswd)

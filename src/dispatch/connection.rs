@@ -118,12 +118,14 @@ impl<B> HttpConnection<B> {
     /// Puts `req` in the shape this connection's protocol needs.
     fn prepare(&self, mut req: Request<B>) -> Result<Request<B>, Error> {
         let target = self.info.target();
+        let target_port = target
+            .port_u16()
+            .expect("the route stage makes the target's port explicit");
         if let Some(authority) = req.uri().authority() {
+            // A request URI without a port means the target's: the connection
+            // was made for this scheme's port already.
             if authority.host() != target.host()
-                || authority
-                    .port_u16()
-                    .unwrap_or(target.port_u16().unwrap_or(0))
-                    != target.port_u16().unwrap_or(0)
+                || authority.port_u16().unwrap_or(target_port) != target_port
             {
                 return Err(self.fail(ErrorKind::Request).with_detail(format!(
                     "request for {authority} sent on a connection to {target}"

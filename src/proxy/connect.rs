@@ -425,7 +425,10 @@ where
     /// A SOCKS5 or SOCKS4a tunnel.
     async fn socks(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
         let host = bare_host(self.target);
-        let port = self.target.port_u16().unwrap_or(443);
+        let port = self
+            .target
+            .port_u16()
+            .expect("target_of makes the target's port explicit");
         let protocol = match proxy.kind() {
             ProxyKind::Socks4a => ProxyProtocol::Socks4a,
             _ => ProxyProtocol::Socks5,

@@ -69,7 +69,7 @@
 //! it shares one connection, up to 100 open at once; the tunnel is the
 //! stream. The layer keeps these connections, shared by its clones and
 //! keyed by the proxy's address and credentials. A refusal on one stream fails that tunnel alone, with the same
-//! errors as HTTP/1.1. [`Proxy::with_http2`] requires or forbids it per
+//! errors as HTTP/1.1. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
 //! proxy; the route reads `tunnel via h2 proxy 127.0.0.1:8443 (stream 5)`.
 //!
 //! Lenient where curl is: bare LF line endings, `HTTP/1.0`, interim `1xx`
