@@ -44,6 +44,9 @@ pub struct Args {
     pub idle: usize,
     pub rounds: usize,
     pub warmup: usize,
+    /// Tunnels per target protocol in the TCP_NODELAY comparison (each costs about 40 ms
+    /// with `with_nodelay(false)`).
+    pub nagle_n: usize,
     /// The https:// proxy comparison through `TestH2Proxy` instead of the bench's own.
     pub fixture_h2_proxy: bool,
 }
@@ -55,6 +58,7 @@ fn parse_args() -> Args {
         idle: 1000,
         rounds: 3,
         warmup: 20,
+        nagle_n: 50,
         fixture_h2_proxy: false,
     };
     let mut it = std::env::args().skip(1);
@@ -78,6 +82,7 @@ fn parse_args() -> Args {
                 args.idle = 200;
                 args.rounds = 1;
                 args.warmup = 5;
+                args.nagle_n = 20;
             }
             "--fixture-h2-proxy" => args.fixture_h2_proxy = true,
             "--bench" => {} // passed by `cargo bench`-style harnesses
@@ -89,5 +94,7 @@ fn parse_args() -> Args {
     args.n = n.unwrap_or(args.n).max(1);
     args.mib = mib.unwrap_or(args.mib).max(1);
     args.idle = idle.unwrap_or(args.idle).max(1);
+    // Bounded: never more than the other runs' N.
+    args.nagle_n = args.nagle_n.min(args.n);
     args
 }

@@ -25,10 +25,10 @@ struct H2ProxyCounters {
 }
 
 /// The bench's own https:// CONNECT proxy (ALPN h2 and http/1.1), the same as
-/// `TestH2Proxy` (same certificate, same hyper server builders, same CONNECT handling)
-/// except that its sockets towards the target have `TCP_NODELAY` set, as `TestProxy`'s do.
-/// `TestH2Proxy` leaves Nagle on there, and the target's delayed ACK then holds every
-/// tunnel's setup for about 40 ms (`--fixture-h2-proxy` shows it).
+/// `TestH2Proxy` (same certificate, same hyper server builders, same CONNECT handling, and
+/// `TCP_NODELAY` on its sockets towards the target, as `TestProxy`'s). It was written when
+/// `TestH2Proxy` left Nagle on there (about 40 ms per tunnel); `--fixture-h2-proxy` runs
+/// `TestH2Proxy` instead, for comparison.
 async fn start_bench_h2_proxy() -> Result<(String, Arc<H2ProxyCounters>)> {
     use hyper::server::conn::{http1 as sh1, http2 as sh2};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

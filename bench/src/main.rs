@@ -14,8 +14,8 @@
 //!   allocator state left by one client cannot hide another's growth.
 //!
 //! Modules: `fixtures` (the child process), `clients`, `runs` (setup, phases, throughput,
-//! the https:// proxy comparison, allocation traces), `memory` (idle probes), `report`
-//! (statistics and tables), `alloc` (the counting allocator), `args`, `tls`, `util`.
+//! the https:// proxy comparison, TCP_NODELAY on and off, allocation traces), `memory`
+//! (idle probes), `report` (statistics and tables), `alloc` (the counting allocator), `args`, `tls`, `util`.
 
 mod alloc;
 mod args;
@@ -48,10 +48,12 @@ fn bench(args: &Args) -> Result<()> {
     report::print_machine();
     let (mut server, env) = Server::start(args.fixture_h2_proxy)?;
     let rt = current_thread_runtime()?;
-    let (mut rows, mut via_rows) = rt.block_on(runs::measure(args, &env, &mut server))?;
+    let (mut rows, mut via_rows, nagle_rows) =
+        rt.block_on(runs::measure(args, &env, &mut server))?;
     memory::measure_idle(args, &env, &mut server, &mut rows, &mut via_rows)?;
     report::print_table(args, &rows);
     report::print_via_table(args, &via_rows);
+    report::print_nagle_table(args, &nagle_rows);
     println!();
     println!("load average at end: {}", report::loadavg());
     Ok(())

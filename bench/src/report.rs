@@ -196,7 +196,7 @@ pub fn print_via_table(args: &Args, rows: &[Row]) {
     let f = &rows[ViaRoute::FreshH1.index()];
     println!();
     println!(
-        "HTTP/2 to the proxy: tower-tunnel (ProxyTlsLayer over HttpConnector with TCP_NODELAY) through an https:// proxy offering h2 and http/1.1 ({}). Setup = (new CONNECT stream on the existing h2 proxy connection | TCP + TLS to the proxy + HTTP/1.1 CONNECT) + target TLS + HTTP handshake + GET /bytes/1024, N={} per row and target protocol; idle memory per tunnel over {} tunnels. Ratios are to the fresh HTTP/1.1 CONNECT of this run.",
+        "HTTP/2 to the proxy: tower-tunnel (ProxyConnectLayer::with_proxy_tls over HttpConnector::new(), TCP_NODELAY by the layer's default) through an https:// proxy offering h2 and http/1.1 ({}). Setup = (new CONNECT stream on the existing h2 proxy connection | TCP + TLS to the proxy + HTTP/1.1 CONNECT) + target TLS + HTTP handshake + GET /bytes/1024, N={} per row and target protocol; idle memory per tunnel over {} tunnels. Ratios are to the fresh HTTP/1.1 CONNECT of this run.",
         if args.fixture_h2_proxy { "TestH2Proxy" } else { "the bench's proxy: TestH2Proxy's CONNECT handling with TCP_NODELAY towards the target" },
         args.n, args.idle
     );
@@ -228,6 +228,31 @@ pub fn print_via_table(args: &Args, rows: &[Row]) {
             route.name(),
             pct(r.resumed[0]),
             pct(r.resumed[1])
+        );
+    }
+}
+
+/// The TCP_NODELAY table; `rows` by `runs::NAGLE_ROWS`, ratios to the default.
+pub fn print_nagle_table(args: &Args, rows: &[Row]) {
+    let d = &rows[0];
+    println!();
+    println!(
+        "TCP_NODELAY: tower-tunnel's fresh HTTP/1.1 CONNECT over TLS to the https:// proxy (Http2Mode::Never) over HttpConnector::new() (Nagle on in the connector), ProxyConnectLayer's default (TCP_NODELAY set on the dialed stream) against with_nodelay(false). Setup as above, N={} per row and target protocol, alternating. Ratios are to the default of this run.",
+        args.nagle_n
+    );
+    println!();
+    println!("| ProxyConnectLayer | target h2: setup median | p99 | target h1: setup median | p99 | allocs/setup h2 | allocs/setup h1 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (r, (_, name)) in rows.iter().zip(crate::runs::NAGLE_ROWS) {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            name,
+            cell_time(r.setup_med[0], d.setup_med[0]),
+            cell_time(r.setup_p99[0], d.setup_p99[0]),
+            cell_time(r.setup_med[1], d.setup_med[1]),
+            cell_time(r.setup_p99[1], d.setup_p99[1]),
+            cell_allocs(r.allocs[0], d.allocs[0]),
+            cell_allocs(r.allocs[1], d.allocs[1]),
         );
     }
 }

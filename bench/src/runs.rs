@@ -1,5 +1,6 @@
 //! The measuring runs: setup (rotating through the clients connection by connection), the
-//! https:// proxy comparison, per-phase figures, throughput, and the allocation traces.
+//! https:// proxy comparison, TCP_NODELAY on and off, per-phase figures, throughput, and the
+//! allocation traces.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,9 @@ use http::{Request, Uri};
 
 use crate::alloc::{self, allocs, summarize, Marks};
 use crate::args::Args;
-use crate::clients::{Client, ClientKind, Floor, HyperUtil, Open, Ours, Target, ViaRoute};
+use crate::clients::{
+    Client, ClientKind, Floor, HyperUtil, Open, Ours, Target, ViaHttps, ViaRoute,
+};
 use crate::fixtures::{Env, Server};
 use crate::report::{median, p99, print_phases, PhaseRow, Row};
 use crate::tls::Proto;
@@ -163,8 +166,13 @@ impl Phased {
 
 /// Every run but idle memory: TLS resumption through our stack, setup, the https:// proxy
 /// comparison, phases and throughput. Returns the rows of the main table (by `ClientKind`)
-/// and of the https:// proxy table (by `ViaRoute`); prints the phase table.
-pub async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<(Vec<Row>, Vec<Row>)> {
+/// of the https:// proxy table (by `ViaRoute`) and of the TCP_NODELAY table (by
+/// `NAGLE_ROWS`); prints the phase table.
+pub async fn measure(
+    args: &Args,
+    env: &Env,
+    server: &mut Server,
+) -> Result<(Vec<Row>, Vec<Row>, Vec<Row>)> {
     let t = Target::new(env)?;
     let setup_path = "/bytes/1024";
     let setup_uri = t.h2_uri(setup_path)?;
@@ -237,6 +245,7 @@ pub async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<(Vec
     }
 
     let via_rows = measure_via_https(args, env, server, &t, setup_path, &setup_uri).await?;
+    let nagle_rows = measure_nagle(args, env, server, &t, setup_path, &setup_uri).await?;
 
     // -- Phases: allocations and time per phase, three clients that can be split ---------
     let k = args.n.min(200);
@@ -308,7 +317,7 @@ pub async fn measure(args: &Args, env: &Env, server: &mut Server) -> Result<(Vec
     }
 
     print_phases(&phase_rows);
-    Ok((rows, via_rows))
+    Ok((rows, via_rows, nagle_rows))
 }
 
 /// A tunnel over an existing HTTP/2 connection to the https:// proxy against a fresh
@@ -390,6 +399,75 @@ async fn measure_via_https(
         s1.0[6] - s0.0[6],
         per * clients.len()
     );
+    Ok(rows)
+}
+
+/// The rows of the TCP_NODELAY table: `ProxyConnectLayer::with_nodelay` left at its default
+/// (true), then `with_nodelay(false)`.
+pub const NAGLE_ROWS: [(Option<bool>, &str); 2] = [
+    (None, "default (`with_nodelay(true)`)"),
+    (Some(false), "`with_nodelay(false)`"),
+];
+
+/// The fresh HTTP/1.1 CONNECT over TLS to the https:// proxy (`Http2Mode::Never`), over
+/// `HttpConnector::new()` (Nagle on in the connector), with the crate's default
+/// `TCP_NODELAY` against `with_nodelay(false)`: target h2 and h1, four pairs rotating
+/// connection by connection. `args.nagle_n` tunnels each after at most 5 warm-ups, since
+/// every tunnel without `TCP_NODELAY` is expected to cost about 40 ms. Rows by `NAGLE_ROWS`.
+async fn measure_nagle(
+    args: &Args,
+    env: &Env,
+    server: &mut Server,
+    t: &Target,
+    path: &str,
+    uri: &Uri,
+) -> Result<Vec<Row>> {
+    let mut clients: Vec<(usize, Proto, Client)> = Vec::new();
+    for proto in Proto::ALL {
+        for (i, (nodelay, _)) in NAGLE_ROWS.iter().enumerate() {
+            let via = ViaHttps::with_nodelay(env, ViaRoute::FreshH1, proto, *nodelay)?;
+            clients.push((i, proto, Client::ViaHttps(Box::new(via))));
+        }
+    }
+    let nargs = Args {
+        n: args.nagle_n,
+        warmup: args.warmup.min(5),
+        ..*args
+    };
+    eprintln!(
+        "TCP_NODELAY: {} warm-up + {} fresh HTTP/1.1 tunnels through the https:// proxy per (with_nodelay, target protocol), rotating through {} pairs",
+        nargs.warmup,
+        nargs.n,
+        clients.len()
+    );
+    let s0 = server.stats()?;
+    let started = Instant::now();
+    let Rotation {
+        mut times,
+        alloc_sum,
+        resumed,
+    } = rotate(&nargs, &mut clients, t, path, uri, |_, _| {}).await?;
+    let s1 = server.stats()?;
+    let per = nargs.warmup + nargs.n;
+    let line = format!(
+        "TCP_NODELAY run: {:.1} s; the proxy accepted {} TLS connections ({} h2) and {} CONNECTs for {} tunnels (one fresh connection each expected)",
+        started.elapsed().as_secs_f64(),
+        s1.0[4] - s0.0[4],
+        s1.0[5] - s0.0[5],
+        s1.0[6] - s0.0[6],
+        per * clients.len()
+    );
+    eprintln!("  {line}");
+    println!("{line}");
+    let mut rows = vec![Row::default(); NAGLE_ROWS.len()];
+    for (c, (i, proto, _)) in clients.iter().enumerate() {
+        let pi = proto.column();
+        let row = &mut rows[*i];
+        row.setup_med[pi] = Some(median(&mut times[c]));
+        row.setup_p99[pi] = Some(p99(&mut times[c]));
+        row.allocs[pi] = Some(alloc_sum[c] as f64 / nargs.n as f64);
+        row.resumed[pi] = Some(resumed[c] as f64 / nargs.n as f64);
+    }
     Ok(rows)
 }
 

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tunnel::{
     AlpnDispatch, AlpnDispatchLayer, HttpConnection, Proxy, ProxyConnect, ProxyConnectLayer,
-    ProxyTls, ProxyTlsLayer, TlsConnect, TlsLayer,
+    TlsConnect, TlsLayer,
 };
 
 use super::{Target, ViaRoute};
@@ -15,12 +15,14 @@ use crate::fixtures::Env;
 use crate::tls::{client_config, Proto};
 use crate::util::{drain, Body, Result};
 
-type ViaHttpsStack = AlpnDispatch<TlsConnect<ProxyConnect<ProxyTls<HttpConnector>>>, Body>;
+type ViaHttpsStack = AlpnDispatch<TlsConnect<ProxyConnect<HttpConnector>>, Body>;
 
-/// This crate's stack through the `https://` `TestH2Proxy`: `ProxyTlsLayer` below
-/// `ProxyConnectLayer`. With `Http2Mode::Required` every tunnel is a CONNECT stream on one
-/// pooled HTTP/2 connection to the proxy; with `Http2Mode::Never` every tunnel dials the
-/// proxy afresh (TCP + TLS offering http/1.1 only) and sends an HTTP/1.1 CONNECT.
+/// This crate's stack through the `https://` proxy: `ProxyConnectLayer::with_proxy_tls` over
+/// a plain `HttpConnector::new()` (Nagle on in the connector; `ProxyConnectLayer` sets
+/// `TCP_NODELAY` on the dialed stream unless `with_nodelay(false)`). With
+/// `Http2Mode::Required` every tunnel is a CONNECT stream on one pooled HTTP/2 connection to
+/// the proxy; with `Http2Mode::Never` every tunnel dials the proxy afresh (TCP + TLS offering
+/// http/1.1 only) and sends an HTTP/1.1 CONNECT.
 pub struct ViaHttps {
     stack: ViaHttpsStack,
     /// A tunnel kept open so that the pooled HTTP/2 proxy connection stays.
@@ -28,29 +30,36 @@ pub struct ViaHttps {
 }
 
 impl ViaHttps {
+    /// The stack as the crate's docs write it (`with_nodelay` left at its default, true).
     pub fn new(env: &Env, route: ViaRoute, proto: Proto) -> Result<ViaHttps> {
+        Self::with_nodelay(env, route, proto, None)
+    }
+
+    /// `nodelay: Some(b)` calls `ProxyConnectLayer::with_nodelay(b)`; `None` keeps the default.
+    pub fn with_nodelay(
+        env: &Env,
+        route: ViaRoute,
+        proto: Proto,
+        nodelay: Option<bool>,
+    ) -> Result<ViaHttps> {
         let tls = TlsLayer::new(Arc::new(client_config(&env.ca_pem, Vec::new())?));
         let tls = match proto {
             Proto::H2 => tls,
             Proto::H1 => tls.with_http1_only(),
         };
         let proxy = Proxy::new(&env.h2_proxy_url)?.with_http2(route.mode());
-        // Its own configuration (and session cache) for the proxy hop; ProxyTlsLayer sets
-        // the proxy's ALPN itself.
-        let proxy_tls = ProxyTlsLayer::new(Arc::new(client_config(&env.ca_pem, Vec::new())?));
+        // Its own configuration (and session cache) for the proxy hop; the layer sets the
+        // proxy's ALPN itself.
+        let proxy_tls = Arc::new(client_config(&env.ca_pem, Vec::new())?);
+        let mut route_layer = ProxyConnectLayer::new(proxy).with_proxy_tls(proxy_tls);
+        if let Some(nodelay) = nodelay {
+            route_layer = route_layer.with_nodelay(nodelay);
+        }
         let stack = ServiceBuilder::new()
             .layer(AlpnDispatchLayer::new())
             .layer(tls)
-            .layer(ProxyConnectLayer::new(proxy))
-            .layer(proxy_tls)
-            .service({
-                // TCP_NODELAY to the proxy: without it the TLS-in-TLS writes meet Nagle and
-                // the proxy's delayed ACK, about 40 ms per fresh HTTP/1.1 tunnel (measured
-                // 45 ms vs 1.7 ms) and about 1 ms per h2 tunnel. See BENCHMARKS.md.
-                let mut http = HttpConnector::new();
-                http.set_nodelay(true);
-                http
-            });
+            .layer(route_layer)
+            .service(HttpConnector::new());
         Ok(ViaHttps { stack, keep: None })
     }
 
