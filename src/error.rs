@@ -121,6 +121,7 @@ pub enum ErrorKind {
 pub(crate) enum ProxyProtocol {
     Socks5,
     Socks4a,
+    Socks4,
 }
 
 impl ProxyProtocol {
@@ -128,6 +129,7 @@ impl ProxyProtocol {
         match self {
             ProxyProtocol::Socks5 => "SOCKS5",
             ProxyProtocol::Socks4a => "SOCKS4a",
+            ProxyProtocol::Socks4 => "SOCKS4",
         }
     }
 }

@@ -63,6 +63,11 @@ pub enum Route {
         /// The proxy's host and port.
         proxy: Authority,
     },
+    /// Through a SOCKS4 proxy, the target resolved here to IPv4.
+    Socks4 {
+        /// The proxy's host and port.
+        proxy: Authority,
+    },
 }
 
 impl Route {
@@ -74,7 +79,8 @@ impl Route {
             | Route::H2Tunnel { proxy, .. }
             | Route::Forward { proxy }
             | Route::Socks5 { proxy }
-            | Route::Socks4a { proxy } => Some(proxy),
+            | Route::Socks4a { proxy }
+            | Route::Socks4 { proxy } => Some(proxy),
         }
     }
 
@@ -106,6 +112,7 @@ impl fmt::Display for Route {
             Route::Forward { proxy } => write!(f, "forward via {proxy}"),
             Route::Socks5 { proxy } => write!(f, "SOCKS5 via {proxy}"),
             Route::Socks4a { proxy } => write!(f, "SOCKS4a via {proxy}"),
+            Route::Socks4 { proxy } => write!(f, "SOCKS4 via {proxy}"),
         }
     }
 }
@@ -304,6 +311,11 @@ impl fmt::Display for ConnectionInfo {
     /// `localhost:443 via tunnel via 127.0.0.1:3128, h2, TLSv1_3 (resumed), dial 1ms ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.target, self.route)?;
+        let mut outer = self.proxy().and_then(Proxy::preproxy);
+        while let Some(hop) = outer {
+            write!(f, " through {}://{}", hop.kind(), hop.authority())?;
+            outer = hop.preproxy();
+        }
         if let Some(n) = self.shared_tunnels() {
             write!(f, ", {n} tunnels on the connection")?;
         }

@@ -6,13 +6,14 @@ use http::Uri;
 use crate::error::{Error, ErrorKind};
 
 /// Whether a target URI asks for TLS, and its `host:port` with the port
-/// made explicit.
+/// made explicit. `ws://` and `wss://` (RFC 6455 §3) are `http://` and
+/// `https://` for the route: same ports, same TLS.
 pub(crate) fn target_of(uri: &Uri) -> Result<(Authority, bool), Error> {
     let invalid = |why: &'static str| Error::new(ErrorKind::InvalidTarget, None).with_detail(why);
-    let tls = match uri.scheme() {
-        Some(s) if *s == Scheme::HTTPS => true,
-        Some(s) if *s == Scheme::HTTP => false,
-        Some(_) => return Err(invalid("scheme must be http or https")),
+    let tls = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => true,
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("ws") => false,
+        Some(_) => return Err(invalid("scheme must be http, https, ws or wss")),
         None => return Err(invalid("no scheme")),
     };
     let host = uri
@@ -62,6 +63,10 @@ mod tests {
         let (a, tls) = target_of(&"http://[::1]:8080".parse().unwrap()).unwrap();
         assert_eq!((a.as_str(), tls), ("[::1]:8080", false));
         assert_eq!(bare_host(&a), "::1");
+        let (a, tls) = target_of(&"wss://example.com/chat".parse().unwrap()).unwrap();
+        assert_eq!((a.as_str(), tls), ("example.com:443", true));
+        let (a, tls) = target_of(&"ws://example.com/chat".parse().unwrap()).unwrap();
+        assert_eq!((a.as_str(), tls), ("example.com:80", false));
         for bad in ["/just/a/path", "ftp://example.com/", "example.com:443"] {
             let uri: Uri = bad.parse().unwrap();
             assert_eq!(

@@ -13,11 +13,11 @@ use tracing::Instrument;
 
 use super::pool::{self, Lease, Pool};
 use super::protocol::{digest, http1, http2, socks};
-use super::proxy_tls::{FirstHop, ProxyAlpn};
+use super::proxy_tls::{ChainIo, FirstHop, ProxyAlpn};
 use super::{Config, Routed, Tunnel};
 use crate::error::{BoxError, Error, ErrorKind, Phase, ProxyProtocol, ProxyResponse};
 use crate::info::{ConnectionInfo, Route, Timings};
-use crate::route::{Http2Mode, Proxy, ProxyKind};
+use crate::route::{Http2Mode, Proxy, ProxyKind, MAX_CHAIN};
 use crate::stage::Transport;
 use crate::target::{bare_host, dial_uri, target_of};
 use crate::timeout::within;
@@ -32,11 +32,12 @@ pub(super) async fn connect<S>(
     dst: Uri,
 ) -> Result<Routed<S::Response>, Error>
 where
-    S: Service<Uri>,
+    S: Service<Uri> + Send,
+    S::Future: Send,
     S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
-    let (target, tls) = target_of(&dst)?;
+    let (target, _) = target_of(&dst)?;
     let (proxy, rule) = config.proxies.decide(&dst).into_parts();
     let span = tracing::debug_span!(
         "tower_tunnel::connect",
@@ -45,16 +46,22 @@ where
         rule = %rule,
         route = tracing::field::Empty,
     );
+    let mut inner = inner;
     let mut attempt = Attempt {
-        inner,
+        inner: &mut inner,
         config: &config,
         pool: &pool,
         target: &target,
+        depth: 0,
     };
     let routed = async {
         let mut routed = match &proxy {
             None => attempt.direct().await?,
-            Some(proxy) => attempt.through(proxy.clone(), tls).await?,
+            Some(proxy) => {
+                let mut routed = attempt.through(proxy, proxy.forwards(&dst)).await?;
+                routed.info_mut().proxy = Some(proxy.clone());
+                routed
+            }
         };
         // The span goes up the stack with the info, so the TLS and HTTP
         // phases report under it.
@@ -88,17 +95,22 @@ impl<T> Hop<T> {
     }
 }
 
-/// One connection attempt's state.
+/// One connection attempt's state: to the target, or (`depth` > 0) to
+/// the next proxy of a chain, through the one before it.
 struct Attempt<'a, S> {
-    inner: S,
+    inner: &'a mut S,
     config: &'a Config,
     pool: &'a Pool,
     target: &'a Authority,
+    depth: usize,
 }
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 impl<S> Attempt<'_, S>
 where
-    S: Service<Uri>,
+    S: Service<Uri> + Send,
+    S::Future: Send,
     S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
@@ -112,20 +124,20 @@ where
         ))
     }
 
+    /// The route through `proxy`: forwarded when `forward` (an `http://`
+    /// target through an HTTP proxy), else a tunnel.
     async fn through(
         &mut self,
-        proxy: Arc<Proxy>,
-        tls_target: bool,
+        proxy: &Proxy,
+        forward: bool,
     ) -> Result<Routed<S::Response>, Error> {
         if proxy.kind() == ProxyKind::Https && self.config.proxy_tls.is_none() {
             return Err(Error::new(ErrorKind::ProxyTlsNotConfigured, None));
         }
-        let mut routed = match proxy.kind() {
-            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a => {
-                self.socks(&proxy).await?
-            }
-            ProxyKind::Http | ProxyKind::Https if !tls_target && !proxy.is_http_tunneling() => {
-                let hop = self.first_hop(&proxy, ProxyAlpn::Http1).await?;
+        match proxy.kind() {
+            kind if kind.is_socks() => self.socks(proxy).await,
+            _ if forward => {
+                let hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
                 let mut info = ConnectionInfo::new(
                     self.target.clone(),
                     Route::Forward {
@@ -133,13 +145,44 @@ where
                     },
                 );
                 info.timings = hop.timings();
-                Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info)
+                Ok(Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info))
             }
-            ProxyKind::Https if proxy.http2() != Http2Mode::Never => self.h2_tunnel(&proxy).await?,
-            _ => self.tunnel(&proxy, None).await?,
-        };
-        routed.info_mut().proxy = Some(proxy);
-        Ok(routed)
+            // Through a chain, an https:// proxy gets HTTP/1.1: the pool
+            // keeps connections dialed from here only.
+            ProxyKind::Https if proxy.http2() != Http2Mode::Never && proxy.preproxy().is_none() => {
+                self.h2_tunnel(proxy).await
+            }
+            _ => self.tunnel(proxy, None).await,
+        }
+    }
+
+    /// A tunnel to `to` (the next proxy of a chain) through `outer`.
+    fn chain_to<'b>(
+        &'b mut self,
+        outer: &'b Proxy,
+        to: &'b Authority,
+    ) -> BoxFuture<'b, Result<Tunnel<S::Response>, Error>> {
+        Box::pin(async move {
+            if self.depth + 2 > MAX_CHAIN {
+                return Err(Error::new(ErrorKind::InvalidProxy, None)
+                    .with_detail(format!("a proxy chain holds at most {MAX_CHAIN} proxies")));
+            }
+            let mut hop = Attempt {
+                inner: &mut *self.inner,
+                config: self.config,
+                pool: self.pool,
+                target: to,
+                depth: self.depth + 1,
+            };
+            // Each hop's errors name that hop, and the next proxy as its
+            // target.
+            let routed = hop
+                .through(outer, false)
+                .await
+                .map_err(|e| e.in_context(Some(outer.authority()), to))?;
+            tracing::debug!(route = %routed.info().route(), "reached the next proxy of the chain");
+            Ok(routed.into_parts().0)
+        })
     }
 
     /// Dials `uri` with the base connector, and turns Nagle off on the
@@ -165,17 +208,28 @@ where
         Ok((io, dialed))
     }
 
-    /// Dials `proxy`, with TLS to it when it is an `https://` proxy,
-    /// offering `alpn`.
+    /// Reaches `proxy`: dialed, or tunnelled through its pre-proxy; with
+    /// TLS to it when it is an `https://` proxy, offering `alpn`.
     async fn first_hop(
         &mut self,
         proxy: &Proxy,
         alpn: ProxyAlpn,
     ) -> Result<Hop<S::Response>, Error> {
-        let (io, dial) = self.dial(dial_uri(proxy.authority())).await?;
+        let started = Instant::now();
+        let reached = match proxy.preproxy() {
+            None => Reached::Dialed(self.dial(dial_uri(proxy.authority())).await?.0),
+            Some(outer) => {
+                Reached::Chained(Box::new(self.chain_to(outer, proxy.authority()).await?))
+            }
+        };
+        let dial = started.elapsed();
         if proxy.kind() != ProxyKind::Https {
+            let io = match reached {
+                Reached::Dialed(io) => FirstHop::Plain(io),
+                Reached::Chained(io) => FirstHop::Chained(io),
+            };
             return Ok(Hop {
-                io: FirstHop::Plain(io),
+                io,
                 dial,
                 tls: None,
             });
@@ -186,8 +240,21 @@ where
             .as_ref()
             .ok_or_else(|| Error::new(ErrorKind::ProxyTlsNotConfigured, None))?;
         let started = Instant::now();
-        let handshake = config.connect(io, proxy.authority(), alpn);
-        let io = within(self.config.proxy_tls_timeout, Phase::ProxyTls, handshake).await??;
+        let timeout = self.config.proxy_tls_timeout;
+        let io = match reached {
+            Reached::Dialed(io) => {
+                let handshake = config.handshake(io, proxy.authority(), alpn);
+                FirstHop::Tls(Box::new(
+                    within(timeout, Phase::ProxyTls, handshake).await??,
+                ))
+            }
+            Reached::Chained(io) => {
+                let handshake = config.handshake(io, proxy.authority(), ProxyAlpn::Http1);
+                FirstHop::Chained(Box::new(
+                    within(timeout, Phase::ProxyTls, handshake).await??,
+                ))
+            }
+        };
         let tls = started.elapsed();
         tracing::debug!(elapsed = ?tls, h2 = io.is_h2(), "TLS handshake with the proxy done");
         Ok(Hop {
@@ -431,19 +498,32 @@ where
             .expect("target_of makes the target's port explicit");
         let protocol = match proxy.kind() {
             ProxyKind::Socks4a => ProxyProtocol::Socks4a,
+            ProxyKind::Socks4 => ProxyProtocol::Socks4,
             _ => ProxyProtocol::Socks5,
         };
         let fail = |e: socks::SocksError| socks_error(e, protocol);
-        // socks5:// resolves locally (IP literals need no lookup); the
-        // other kinds let the proxy resolve.
-        let target = match proxy.kind() {
-            ProxyKind::Socks5 => match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => socks::TargetAddr::Ip((ip, port).into()),
-                Err(_) => socks::TargetAddr::Ip(socks::resolve(host, port).await.map_err(|e| {
-                    Error::new(ErrorKind::Dial, Some(Phase::Dial))
-                        .with_detail("could not resolve the target for a socks5:// proxy (socks5h:// lets the proxy resolve)")
-                        .with_source(e)
-                })?),
+        let unresolved = |e: std::io::Error| {
+            Error::new(ErrorKind::Dial, Some(Phase::Dial))
+                .with_detail(format!(
+                    "could not resolve the target for a {}:// proxy ({}h:// or socks4a:// let the proxy resolve)",
+                    proxy.kind(),
+                    "socks5"
+                ))
+                .with_source(e)
+        };
+        // socks5:// and socks4:// resolve here (IP literals need no
+        // lookup); the other kinds let the proxy resolve.
+        let target = match (proxy.kind(), host.parse::<std::net::IpAddr>()) {
+            (ProxyKind::Socks5 | ProxyKind::Socks4, Ok(ip)) => {
+                socks::TargetAddr::Ip((ip, port).into())
+            }
+            (ProxyKind::Socks5, Err(_)) => {
+                socks::TargetAddr::Ip(socks::resolve(host, port).await.map_err(unresolved)?)
+            }
+            (ProxyKind::Socks4, Err(_)) => match socks::resolve_v4(host, port).await {
+                Ok(addr) => socks::TargetAddr::Ip(addr),
+                Err(socks::SocksError::Io(e)) => return Err(unresolved(e)),
+                Err(e) => return Err(fail(e)),
             },
             _ => socks::TargetAddr::from_host(host, port).map_err(fail)?,
         };
@@ -451,6 +531,16 @@ where
         let started = Instant::now();
         let creds = proxy.credentials();
         let (handshake, route) = match proxy.kind() {
+            ProxyKind::Socks4 => (
+                futures_util::future::Either::Left(socks::socks4a_handshake(
+                    &mut hop.io,
+                    target,
+                    creds.map(|c| c.user.as_str()),
+                )),
+                Route::Socks4 {
+                    proxy: proxy.authority().clone(),
+                },
+            ),
             ProxyKind::Socks4a => (
                 futures_util::future::Either::Left(socks::socks4a_handshake(
                     &mut hop.io,
@@ -480,6 +570,12 @@ where
         info.timings.proxy_connect = Some(started.elapsed());
         Ok(Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info))
     }
+}
+
+/// A proxy reached, before its TLS.
+enum Reached<T> {
+    Dialed(T),
+    Chained(Box<dyn ChainIo>),
 }
 
 /// Where an HTTP/2 `CONNECT` went.
@@ -563,13 +659,19 @@ fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
         S::Malformed(_) => ErrorKind::ProxyMalformed,
         S::Closed { received: 0 } => ErrorKind::ProxyClosed,
         S::Closed { .. } => ErrorKind::ProxyTruncated,
-        S::InvalidDomain { .. } | S::Socks4Ipv6(_) => ErrorKind::InvalidTarget,
+        S::InvalidDomain { .. } | S::Socks4Ipv6(_) | S::NoIpv4Address => ErrorKind::InvalidTarget,
         S::InvalidCredentials => ErrorKind::InvalidProxy,
         S::Io(_) => ErrorKind::Io,
         S::Socks5Refused(_) | S::Socks4Refused(_) => ErrorKind::ProxyRefused,
     };
+    // What cannot be sent at all is said in the message itself; a refusal
+    // gives its reason and code.
+    let detail = match kind {
+        ErrorKind::InvalidTarget | ErrorKind::InvalidProxy => Some(e.to_string()),
+        _ => e.refusal(),
+    };
     Error::new(kind, Some(Phase::ProxyConnect))
         .with_protocol(protocol)
-        .with_detail_opt(e.refusal())
+        .with_detail_opt(detail)
         .with_source(e)
 }

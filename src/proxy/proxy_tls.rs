@@ -45,14 +45,14 @@ impl ProxyTlsConfig {
     }
 
     /// The TLS handshake with `proxy` over `io`, offering `alpn`.
-    pub(crate) async fn connect<T>(
+    pub(crate) async fn handshake<U>(
         &self,
-        io: T,
+        io: U,
         proxy: &Authority,
         alpn: ProxyAlpn,
-    ) -> Result<FirstHop<T>, Error>
+    ) -> Result<Tls<U>, Error>
     where
-        T: Read + Write + Unpin,
+        U: Read + Write + Unpin,
     {
         let config = match alpn {
             ProxyAlpn::H2OrHttp1 => &self.h2,
@@ -67,35 +67,50 @@ impl ProxyTlsConfig {
             .connect(name, TokioIo::new(io))
             .await
             .map_err(|e| Error::new(ErrorKind::ProxyTls, Some(Phase::ProxyTls)).with_source(e))?;
-        Ok(FirstHop::Tls(Box::new(TokioIo::new(tls))))
+        Ok(TokioIo::new(tls))
     }
 }
 
-type Tls<T> = TokioIo<tokio_rustls::client::TlsStream<TokioIo<T>>>;
+/// Whether the proxy selected HTTP/2 by ALPN.
+pub(crate) fn selected_h2<U>(tls: &Tls<U>) -> bool {
+    tls.inner().get_ref().1.alpn_protocol() == Some(H2)
+}
+
+/// A stream to a proxy reached through a pre-proxy: the tunnel through the
+/// chain (and TLS inside it, for an `https://` proxy). Boxed, since a
+/// chain's length is known only at run time.
+pub(crate) trait ChainIo: Read + Write + Unpin + Send {}
+
+impl<X: Read + Write + Unpin + Send> ChainIo for X {}
+
+pub(crate) type Tls<T> = TokioIo<tokio_rustls::client::TlsStream<TokioIo<T>>>;
 
 /// The stream to the first hop: the base connector's stream as it is, or
-/// TLS over it to an `https://` proxy.
+/// TLS over it to an `https://` proxy, or a tunnel through a pre-proxy.
 pub(crate) enum FirstHop<T> {
     Plain(T),
     // Boxed: the TLS state is over a kilobyte, and the plain case allocates
     // nothing.
     Tls(Box<Tls<T>>),
+    Chained(Box<dyn ChainIo>),
 }
 
 impl<T> FirstHop<T> {
-    /// Whether the proxy selected HTTP/2 by ALPN.
+    /// Whether the proxy selected HTTP/2 by ALPN (never through a chain,
+    /// which offers `http/1.1` alone).
     pub(crate) fn is_h2(&self) -> bool {
         match self {
-            FirstHop::Plain(_) => false,
-            FirstHop::Tls(tls) => tls.inner().get_ref().1.alpn_protocol() == Some(H2),
+            FirstHop::Plain(_) | FirstHop::Chained(_) => false,
+            FirstHop::Tls(tls) => selected_h2(tls),
         }
     }
 
-    /// The base connector's stream.
-    pub(crate) fn transport(&self) -> &T {
+    /// The base connector's stream, where it is this hop's own.
+    pub(crate) fn transport(&self) -> Option<&T> {
         match self {
-            FirstHop::Plain(io) => io,
-            FirstHop::Tls(tls) => tls.inner().get_ref().0.inner(),
+            FirstHop::Plain(io) => Some(io),
+            FirstHop::Tls(tls) => Some(tls.inner().get_ref().0.inner()),
+            FirstHop::Chained(_) => None,
         }
     }
 }
@@ -105,6 +120,7 @@ impl<T> fmt::Debug for FirstHop<T> {
         f.write_str(match self {
             FirstHop::Plain(_) => "FirstHop::Plain",
             FirstHop::Tls(_) => "FirstHop::Tls",
+            FirstHop::Chained(_) => "FirstHop::Chained",
         })
     }
 }
@@ -118,6 +134,7 @@ impl<T: Read + Write + Unpin> Read for FirstHop<T> {
         match self.get_mut() {
             FirstHop::Plain(io) => Pin::new(io).poll_read(cx, buf),
             FirstHop::Tls(io) => Pin::new(&mut **io).poll_read(cx, buf),
+            FirstHop::Chained(io) => Pin::new(&mut **io).poll_read(cx, buf),
         }
     }
 }
@@ -131,6 +148,7 @@ impl<T: Read + Write + Unpin> Write for FirstHop<T> {
         match self.get_mut() {
             FirstHop::Plain(io) => Pin::new(io).poll_write(cx, buf),
             FirstHop::Tls(io) => Pin::new(&mut **io).poll_write(cx, buf),
+            FirstHop::Chained(io) => Pin::new(&mut **io).poll_write(cx, buf),
         }
     }
 
@@ -138,6 +156,7 @@ impl<T: Read + Write + Unpin> Write for FirstHop<T> {
         match self.get_mut() {
             FirstHop::Plain(io) => Pin::new(io).poll_flush(cx),
             FirstHop::Tls(io) => Pin::new(&mut **io).poll_flush(cx),
+            FirstHop::Chained(io) => Pin::new(&mut **io).poll_flush(cx),
         }
     }
 
@@ -145,6 +164,7 @@ impl<T: Read + Write + Unpin> Write for FirstHop<T> {
         match self.get_mut() {
             FirstHop::Plain(io) => Pin::new(io).poll_shutdown(cx),
             FirstHop::Tls(io) => Pin::new(&mut **io).poll_shutdown(cx),
+            FirstHop::Chained(io) => Pin::new(&mut **io).poll_shutdown(cx),
         }
     }
 
@@ -155,6 +175,7 @@ impl<T: Read + Write + Unpin> Write for FirstHop<T> {
         match self {
             FirstHop::Plain(io) => io.is_write_vectored(),
             FirstHop::Tls(io) => io.is_write_vectored(),
+            FirstHop::Chained(io) => io.is_write_vectored(),
         }
     }
 
@@ -166,6 +187,7 @@ impl<T: Read + Write + Unpin> Write for FirstHop<T> {
         match self.get_mut() {
             FirstHop::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             FirstHop::Tls(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
+            FirstHop::Chained(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
         }
     }
 }

@@ -128,10 +128,11 @@ impl<T> Tunnel<T> {
     }
 
     /// The base connector's stream; `None` when the tunnel is one stream of
-    /// an HTTP/2 connection that other tunnels share.
+    /// an HTTP/2 connection that other tunnels share, or runs through a
+    /// pre-proxy.
     pub fn get_ref(&self) -> Option<&T> {
         match &self.io {
-            Io::Hop { io } => Some(io.transport()),
+            Io::Hop { io } => io.transport(),
             Io::H2 { .. } => None,
         }
     }

@@ -35,6 +35,6 @@ mod proxy;
 mod rules;
 
 pub use self::no_proxy::NoProxy;
-pub(crate) use self::proxy::Auth;
+pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};

@@ -25,6 +25,9 @@ pub enum ProxyKind {
     Socks5h,
     /// `socks4a://`: SOCKS4a, the proxy resolves the target's name.
     Socks4a,
+    /// `socks4://` (and `socks://`, as curl reads it): SOCKS4, the target's
+    /// name resolved locally to an IPv4 address (SOCKS4 carries no other).
+    Socks4,
 }
 
 impl ProxyKind {
@@ -35,6 +38,7 @@ impl ProxyKind {
             "socks5" => ProxyKind::Socks5,
             "socks5h" => ProxyKind::Socks5h,
             "socks4a" => ProxyKind::Socks4a,
+            "socks4" | "socks" => ProxyKind::Socks4,
             _ => return None,
         })
     }
@@ -43,7 +47,7 @@ impl ProxyKind {
         match self {
             ProxyKind::Http => 80,
             ProxyKind::Https => 443,
-            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a => 1080,
+            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a | ProxyKind::Socks4 => 1080,
         }
     }
 
@@ -51,11 +55,12 @@ impl ProxyKind {
     pub fn is_socks(self) -> bool {
         matches!(
             self,
-            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a
+            ProxyKind::Socks5 | ProxyKind::Socks5h | ProxyKind::Socks4a | ProxyKind::Socks4
         )
     }
 
-    /// The URL scheme: `http`, `https`, `socks5`, `socks5h` or `socks4a`.
+    /// The URL scheme: `http`, `https`, `socks5`, `socks5h`, `socks4a` or
+    /// `socks4`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProxyKind::Http => "http",
@@ -63,6 +68,7 @@ impl ProxyKind {
             ProxyKind::Socks5 => "socks5",
             ProxyKind::Socks5h => "socks5h",
             ProxyKind::Socks4a => "socks4a",
+            ProxyKind::Socks4 => "socks4",
         }
     }
 }
@@ -175,11 +181,18 @@ pub struct Proxy {
     headers: HeaderMap,
     tunnel_http: bool,
     http2: Http2Mode,
+    // The proxy this one is reached through (curl's `--preproxy`), if any.
+    preproxy: Option<Box<Proxy>>,
 }
+
+/// How many proxies a chain may hold, the last one included: deep enough
+/// for any real network, and a bound on the work one connection can cause.
+pub(crate) const MAX_CHAIN: usize = 4;
 
 impl Proxy {
     /// Parses a proxy URL: `scheme://[user:password@]host[:port]`, with
-    /// scheme `http`, `https`, `socks5`, `socks5h` or `socks4a`.
+    /// scheme `http`, `https`, `socks5`, `socks5h`, `socks4a`, `socks4` or
+    /// `socks` (SOCKS4, as curl reads it).
     ///
     /// A URL without a scheme is taken as `http://`, as curl does. A missing
     /// port is 80 for `http`, 443 for `https` and 1080 for SOCKS (curl uses
@@ -198,8 +211,9 @@ impl Proxy {
             Some((scheme, rest)) => (scheme, rest),
             None => ("http", url),
         };
-        let kind = ProxyKind::from_scheme(scheme)
-            .ok_or_else(|| invalid("the scheme must be http, https, socks5, socks5h or socks4a"))?;
+        let kind = ProxyKind::from_scheme(scheme).ok_or_else(|| {
+            invalid("the scheme must be http, https, socks5, socks5h, socks4a, socks4 or socks")
+        })?;
         // Everything up to the first `/`, `?` or `#` is the authority.
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (full, path) = rest.split_at(end);
@@ -233,6 +247,7 @@ impl Proxy {
             headers: HeaderMap::new(),
             tunnel_http: false,
             http2: Http2Mode::Auto,
+            preproxy: None,
         };
         if let Some(userinfo) = userinfo {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -286,6 +301,37 @@ impl Proxy {
     pub fn with_http2(mut self, mode: Http2Mode) -> Self {
         self.http2 = mode;
         self
+    }
+
+    /// Reaches this proxy through `outer` (curl's `--preproxy`): the
+    /// connection to this proxy's address is itself a tunnel through
+    /// `outer`, a SOCKS proxy or another HTTP `CONNECT` proxy, and this
+    /// proxy's `CONNECT` (and its TLS, for `https://`) runs inside it.
+    /// `outer` may have a pre-proxy of its own, up to four proxies in all.
+    ///
+    /// Every hop's refusal is an error naming that hop: `proxy A refused
+    /// CONNECT to B:3128: 403 Forbidden` for the outer one. An `https://`
+    /// proxy reached through a chain is spoken to in HTTP/1.1.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_tunnel::Proxy;
+    ///
+    /// let proxy = Proxy::new("http://proxy.corp:3128")?
+    ///     .with_preproxy(Proxy::new("socks5h://127.0.0.1:1080")?);
+    /// assert_eq!(proxy.preproxy().unwrap().authority().as_str(), "127.0.0.1:1080");
+    /// assert_eq!(proxy.to_string(), "http://proxy.corp:3128 through socks5h://127.0.0.1:1080");
+    /// # Ok::<(), tower_tunnel::Error>(())
+    /// ```
+    pub fn with_preproxy(mut self, outer: Proxy) -> Self {
+        self.preproxy = Some(Box::new(outer));
+        self
+    }
+
+    /// The proxy this one is reached through; see [`Proxy::with_preproxy`].
+    pub fn preproxy(&self) -> Option<&Proxy> {
+        self.preproxy.as_deref()
     }
 
     /// Whether HTTP/2 is spoken to this proxy; see [`Proxy::with_http2`].
@@ -374,9 +420,14 @@ impl FromStr for Proxy {
 }
 
 impl fmt::Display for Proxy {
-    /// `scheme://host:port`, never the credentials.
+    /// `scheme://host:port`, never the credentials, followed by
+    /// ` through scheme://host:port` for each pre-proxy.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.kind, self.authority)
+        write!(f, "{}://{}", self.kind, self.authority)?;
+        if let Some(outer) = &self.preproxy {
+            write!(f, " through {outer}")?;
+        }
+        Ok(())
     }
 }
 
@@ -396,6 +447,9 @@ impl fmt::Debug for Proxy {
         }
         if self.http2 != Http2Mode::Auto {
             d.field("http2", &self.http2);
+        }
+        if let Some(outer) = &self.preproxy {
+            d.field("preproxy", outer);
         }
         d.finish()
     }

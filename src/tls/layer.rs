@@ -13,6 +13,8 @@ use super::{TlsConnect, H2, HTTP11};
 #[derive(Clone, Debug)]
 pub struct TlsLayer {
     config: Arc<ClientConfig>,
+    // `config` offering `http/1.1` alone, for `wss://` targets.
+    websocket: Arc<ClientConfig>,
     handshake_timeout: Option<Duration>,
 }
 
@@ -20,6 +22,7 @@ impl TlsLayer {
     /// TLS with `config`, offering ALPN `h2` then `http/1.1`.
     pub fn new(config: Arc<ClientConfig>) -> Self {
         TlsLayer {
+            websocket: config.clone(),
             config,
             handshake_timeout: Some(crate::timeout::DEFAULT_TIMEOUT),
         }
@@ -37,9 +40,15 @@ impl TlsLayer {
         self.with_alpn_protocols(vec![H2.to_vec()])
     }
 
-    /// Offers these ALPN protocols, in order of preference.
+    /// Offers these ALPN protocols, in order of preference. `wss://`
+    /// targets are offered `http/1.1` alone, whatever this says.
     pub fn with_alpn_protocols(mut self, protocols: Vec<Vec<u8>>) -> Self {
         Arc::make_mut(&mut self.config).alpn_protocols = protocols;
+        // A clone shares the session store, so a `wss://` connection
+        // resumes a session of an `https://` one to the same host.
+        let mut websocket = self.config.clone();
+        Arc::make_mut(&mut websocket).alpn_protocols = vec![HTTP11.to_vec()];
+        self.websocket = websocket;
         self
     }
 
@@ -59,6 +68,11 @@ impl<S> Layer<S> for TlsLayer {
     type Service = TlsConnect<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TlsConnect::new(inner, self.config.clone(), self.handshake_timeout)
+        TlsConnect::new(
+            inner,
+            self.config.clone(),
+            self.websocket.clone(),
+            self.handshake_timeout,
+        )
     }
 }

@@ -17,6 +17,8 @@ use crate::stage::RoutedStream;
 pub struct TlsConnect<S> {
     inner: S,
     config: Arc<ClientConfig>,
+    // The same config offering `http/1.1` alone, for `wss://` targets.
+    websocket: Arc<ClientConfig>,
     handshake_timeout: Option<Duration>,
 }
 
@@ -24,11 +26,13 @@ impl<S> TlsConnect<S> {
     pub(crate) fn new(
         inner: S,
         config: Arc<ClientConfig>,
+        websocket: Arc<ClientConfig>,
         handshake_timeout: Option<Duration>,
     ) -> Self {
         TlsConnect {
             inner,
             config,
+            websocket,
             handshake_timeout,
         }
     }
@@ -67,8 +71,13 @@ where
     fn call(&mut self, dst: Uri) -> Self::Future {
         // The route below parsed and checked the target; only the scheme
         // is needed here.
-        let https = dst.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let scheme = dst.scheme_str().unwrap_or_default();
+        let wss = scheme.eq_ignore_ascii_case("wss");
+        let tls = wss || scheme.eq_ignore_ascii_case("https");
+        // RFC 6455 runs over HTTP/1.1: a `wss://` target is offered nothing
+        // else (RFC 8441's WebSockets over HTTP/2 are not spoken here).
+        let config = if wss { &self.websocket } else { &self.config };
         let fut = self.inner.call(dst);
-        ResponseFuture::new(fut, https, self.config.clone(), self.handshake_timeout)
+        ResponseFuture::new(fut, tls, config.clone(), self.handshake_timeout)
     }
 }

@@ -105,13 +105,17 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ParseError> {
             map.append(name, value);
         }
     }
-    let response = ProxyResponse::new(status, res.reason.map(str::to_owned), map);
     if status.is_success() {
         // RFC 9110 §9.3.6: any 2xx to CONNECT opens the tunnel, and a
         // client MUST ignore Content-Length or Transfer-Encoding in it.
-        return Ok(Some(Reply::Established(len, response)));
+        // The reason phrase of a success says nothing worth an allocation.
+        return Ok(Some(Reply::Established(
+            len,
+            ProxyResponse::new(status, None, map),
+        )));
     }
-    Ok(Some(Reply::Refused(response)))
+    let reason = res.reason.map(str::to_owned);
+    Ok(Some(Reply::Refused(ProxyResponse::new(status, reason, map))))
 }
 
 fn classify_bad_start(buf: &[u8]) -> ParseError {

@@ -216,6 +216,8 @@ pub(crate) enum SocksError {
     InvalidCredentials,
     /// SOCKS4 carries IPv4 addresses only.
     Socks4Ipv6(Ipv6Addr),
+    /// For SOCKS4, the target's name resolved to IPv6 addresses only.
+    NoIpv4Address,
     /// Reading or writing failed.
     Io(io::Error),
 }
@@ -312,6 +314,10 @@ impl fmt::Display for SocksError {
             SocksError::Socks4Ipv6(ip) => {
                 write!(f, "SOCKS4 cannot carry the IPv6 address {ip}")
             }
+            SocksError::NoIpv4Address => f.write_str(
+                "the target resolved to IPv6 addresses only, and SOCKS4 carries IPv4 alone \
+                 (socks4a:// or socks5h:// let the proxy resolve it)",
+            ),
             SocksError::Io(_) => f.write_str("SOCKS handshake failed reading or writing"),
         }
     }

@@ -18,6 +18,21 @@ pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "name resolved to no address"))
 }
 
+/// Resolves `host` locally for `socks4://`: the first IPv4 address the
+/// system returns, since SOCKS4 carries no other.
+pub(crate) async fn resolve_v4(host: &str, port: u16) -> Result<SocketAddr, SocksError> {
+    let mut addrs = tokio::net::lookup_host((host, port)).await?.peekable();
+    if addrs.peek().is_none() {
+        return Err(SocksError::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            "name resolved to no address",
+        )));
+    }
+    addrs
+        .find(SocketAddr::is_ipv4)
+        .ok_or(SocksError::NoIpv4Address)
+}
+
 /// SOCKS5 CONNECT to `target` over `io`, authenticating with `auth` when
 /// the proxy asks for it. On success the stream is a tunnel to the target
 /// and nothing after the reply has been read.
@@ -479,6 +494,16 @@ mod tests {
         let mut banner = [0; 12];
         tunnel.read_exact(&mut banner).await.unwrap();
         assert_eq!(&banner, b"220 banner\r\n");
+    }
+
+    #[tokio::test]
+    async fn socks4_resolves_to_ipv4_only() {
+        let v4 = resolve_v4("127.0.0.1", 80).await.unwrap();
+        assert_eq!(v4, SocketAddr::from(([127, 0, 0, 1], 80)));
+        assert!(matches!(
+            resolve_v4("::1", 80).await,
+            Err(SocksError::NoIpv4Address)
+        ));
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! SOCKS5 (RFC 1928) with username/password authentication (RFC 1929), and
-//! SOCKS4a.
+//! SOCKS5 (RFC 1928) with username/password authentication (RFC 1929),
+//! SOCKS4 and SOCKS4a.
 //!
 //! The messages are built by pure encoders and the proxy's answers read by
 //! pure parsers over `&[u8]`, which say how many bytes they still need. The
@@ -20,4 +20,4 @@ pub(crate) use self::codec::{
     parse_auth_status, parse_method, parse_socks4_reply, parse_socks5_reply, Parsed,
 };
 pub(crate) use self::codec::{SocksError, TargetAddr};
-pub(crate) use self::handshake::{resolve, socks4a_handshake, socks5_handshake};
+pub(crate) use self::handshake::{resolve, resolve_v4, socks4a_handshake, socks5_handshake};
