@@ -657,6 +657,24 @@ fn userinfo_is_percent_encoded() {
 
 // --- nghttpx --http2-proxy: CONNECT over HTTP/2 ----------------------------------------
 
+/// A client config trusting the PEM certificates in the file at `ca` (setup.sh's CA).
+fn trusting(ca: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("a CA file") {
+        roots.add(cert.expect("PEM certificates")).unwrap();
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 /// The stack through `nghttpx --http2-proxy` (`NGHTTPX_URL`, TLS with the certificate in
 /// `NGHTTPX_CA`, squid behind it): h2-in-h2 and http/1.1-in-h2, then 100 concurrent
 /// tunnels that must share one HTTP/2 connection to the proxy.
@@ -668,22 +686,7 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
     let Some(ca) = interop_var("NGHTTPX_CA") else {
         return;
     };
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&ca).expect("NGHTTPX_CA") {
-        roots
-            .add(cert.expect("NGHTTPX_CA holds PEM certificates"))
-            .unwrap();
-    }
-    let proxy_tls = std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let proxy_tls = trusting(&ca);
     let h2_origin = TestOrigin::start().await.unwrap();
     let h1_origin = TestOrigin::builder()
         .alpn(vec![b"http/1.1".to_vec()])
@@ -745,4 +748,121 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
     tokio::time::timeout(TEST_TIMEOUT, run)
         .await
         .expect("nghttpx test timed out");
+}
+
+// --- SOCKS4 through Dante ---------------------------------------------------------------
+
+#[tokio::test]
+async fn dante_socks4_gets_an_address_resolved_here() {
+    let url = proxy_url!("DANTE_SOCKS4_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    // `localhost`: resolved here to 127.0.0.1, as SOCKS4 needs.
+    let mut conn = connect(proxy(&url), false, &origin.https_url())
+        .await
+        .unwrap_or_else(|e| panic!("connect through {url}: {e}"));
+    assert_route(&conn.info().clone(), &url, "socks4");
+    let (parts, body) = get(&mut conn, "/").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body, HELLO_BODY);
+    // Dante logs `client -> destination` as `address.port`.
+    let dest = format!("127.0.0.1.{}", origin.addr().port());
+    assert_logged("dante/danted.log", &dest).await;
+}
+
+// --- proxy chains ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn microsocks_in_front_of_squid() {
+    let squid = proxy_url!("SQUID_URL");
+    let socks = proxy_url!("SOCKS5_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let chained = proxy(&squid).with_preproxy(proxy(&socks));
+    let mut conn = connect(chained, false, &origin.https_url())
+        .await
+        .unwrap_or_else(|e| panic!("connect through {socks} then {squid}: {e}"));
+    assert_route(&conn.info().clone(), &squid, "tunnel");
+    let (parts, _) = get(&mut conn, "/").await;
+    assert_eq!(parts.status, 200);
+    // squid logs a tunnel when it closes.
+    drop(conn);
+    // Each server logged its own hop: microsocks the connection to squid, squid the
+    // CONNECT to the origin.
+    let squid_addr = proxy(&squid).authority().to_string();
+    assert_logged("socks5/server.log", &format!("connected to {squid_addr}")).await;
+    assert_logged(
+        "squid-open/access.log",
+        &format!("CONNECT {} ", origin.authority()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn squid_in_front_of_tinyproxy() {
+    let squid = proxy_url!("SQUID_URL");
+    let tiny = proxy_url!("TINYPROXY_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let chained = proxy(&tiny).with_preproxy(proxy(&squid));
+    let mut conn = connect(chained, false, &origin.https_url())
+        .await
+        .unwrap_or_else(|e| panic!("connect through {squid} then {tiny}: {e}"));
+    assert_route(&conn.info().clone(), &tiny, "tunnel");
+    let (parts, _) = get(&mut conn, "/").await;
+    assert_eq!(parts.status, 200);
+    // squid logs a tunnel when it closes.
+    drop(conn);
+    let tiny_addr = proxy(&tiny).authority().to_string();
+    assert_logged("squid-open/access.log", &format!("CONNECT {tiny_addr} ")).await;
+    assert_logged(
+        "tinyproxy/tinyproxy.log",
+        &format!("CONNECT {}", origin.authority()),
+    )
+    .await;
+}
+
+// --- WebSockets through squid ----------------------------------------------------------
+
+#[tokio::test]
+async fn websocket_through_squid_round_trips_a_mebibyte() {
+    let squid = proxy_url!("SQUID_URL");
+    let url = proxy_url!("WSS_ECHO_URL");
+    let Some(ca) = interop_var("NGHTTPX_CA") else {
+        return;
+    };
+    let connector = ServiceBuilder::new()
+        .layer(TlsLayer::new(trusting(&ca)))
+        .layer(ProxyConnectLayer::new(proxy(&squid)))
+        .service(HttpConnector::new());
+    let stream = bounded(connector.oneshot(url.parse().unwrap()))
+        .await
+        .unwrap_or_else(|e| panic!("wss through {squid}: {e}"));
+    assert_route(&stream.info().clone(), &squid, "tunnel");
+    assert_eq!(stream.info().alpn(), Some("http/1.1"));
+    let (mut ws, res) = bounded(tokio_tungstenite::client_async(
+        url.as_str(),
+        hyper_util::rt::TokioIo::new(stream),
+    ))
+    .await
+    .expect("WebSocket handshake");
+    assert_eq!(res.status(), 101);
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    bounded(ws.send(tokio_tungstenite::tungstenite::Message::binary(big.clone())))
+        .await
+        .unwrap();
+    let back = bounded(ws.next()).await.unwrap().unwrap();
+    assert_eq!(back.into_data().as_ref(), &big[..]);
+    let _ = bounded(ws.close(None)).await;
+    // squid logs a tunnel when it closes.
+    drop(ws);
+    let authority = url::authority_of(&url);
+    assert_logged("squid-open/access.log", &format!("CONNECT {authority} ")).await;
+    assert_logged("ws-echo/server.log", "echo 1048576 bytes").await;
+}
+
+mod url {
+    /// `host:port` of a `wss://host:port/path` URL.
+    pub(super) fn authority_of(url: &str) -> String {
+        let uri: http::Uri = url.parse().unwrap();
+        uri.authority().unwrap().to_string()
+    }
 }

@@ -7,6 +7,9 @@
 #   tinyproxy     tinyproxy, CONNECT to any port + forward proxying
 #   socks5        microsocks, no auth
 #   socks5-auth   microsocks, username/password (RFC 1929)
+#   nghttpx       nghttpx --http2-proxy in front of squid-open: an https:// proxy speaking h2
+#   dante         Dante, SOCKS4 and SOCKS5, no auth
+#   ws-echo       a WebSocket echo server over TLS (Debian's python3-websockets)
 #
 # Installs Debian's packages when a binary is missing (never starting the distro's
 # services), renders the configs kept beside this script into $INTEROP_DIR, starts each
@@ -43,6 +46,9 @@ MICROSOCKS_BIN="$(command -v microsocks || echo /usr/bin/microsocks)"
 HTPASSWD_BIN="$(command -v htpasswd || echo /usr/bin/htpasswd)"
 NGHTTPX_BIN="$(command -v nghttpx || echo /usr/sbin/nghttpx)"
 OPENSSL_BIN="$(command -v openssl || echo /usr/bin/openssl)"
+DANTED_BIN="$(command -v danted || echo /usr/sbin/danted)"
+# Debian's python3 (with python3-websockets), whatever python3 comes first on PATH.
+DEBIAN_PYTHON=/usr/bin/python3
 SQUID_LIBEXEC=/usr/lib/squid
 
 missing=()
@@ -53,6 +59,8 @@ missing=()
 [ -x "$HTPASSWD_BIN" ] || missing+=(apache2-utils)
 [ -x "$NGHTTPX_BIN" ] || missing+=(nghttp2-proxy)
 [ -x "$OPENSSL_BIN" ] || missing+=(openssl)
+[ -x "$DANTED_BIN" ] || missing+=(dante-server)
+"$DEBIAN_PYTHON" -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
@@ -71,7 +79,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     timeout 300 apt-get update -q || rc=$?
     if [ "$rc" = 0 ]; then
         timeout 600 apt-get install -y -q --no-install-recommends \
-            squid tinyproxy microsocks apache2-utils nghttp2-proxy openssl || rc=$?
+            squid tinyproxy microsocks apache2-utils nghttp2-proxy openssl \
+            dante-server python3 python3-websockets || rc=$?
     fi
     [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
     [ "$rc" = 0 ] || die "apt-get failed (exit $rc)"
@@ -212,6 +221,16 @@ prepare_tinyproxy() {
 
 prepare_nothing() { :; }
 
+prepare_dante() {
+    rm -f "$DIR"/*.log
+    render "$HERE/danted.conf" "$DIR/danted.conf" "$PORT" "$DIR"
+    if as_root; then
+        # Server settings go before the rules, or danted refuses the file.
+        sed -i 's/^clientmethod: none$/&\nuser.unprivileged: nobody/' "$DIR/danted.conf"
+        chown -R nobody:nogroup "$DIR"
+    fi
+}
+
 # nghttpx needs a TLS certificate: a throwaway CA and a leaf for localhost and
 # 127.0.0.1 (the leaf is not a CA: rustls refuses a CA certificate as a server's).
 prepare_nghttpx() {
@@ -251,6 +270,13 @@ start nghttpx prepare_nghttpx "$NGHTTPX_BIN" --http2-proxy --no-ocsp --workers=1
     --backend="127.0.0.1,$SQUID_PORT" --accesslog-file=@DIR@/access.log \
     --errorlog-file=@DIR@/error.log @DIR@/leaf.key @DIR@/leaf.pem
 NGHTTPX_PORT="$STARTED_PORT"
+# Dante: a SOCKS4 server (SOCKS5 too), since microsocks speaks SOCKS5 only.
+start dante prepare_dante "$DANTED_BIN" -f @DIR@/danted.conf -N 1
+DANTE_PORT="$STARTED_PORT"
+# A WebSocket echo server over TLS, with nghttpx's certificate (localhost, 127.0.0.1).
+start ws-echo prepare_nothing "$DEBIAN_PYTHON" "$HERE/ws_echo.py" @PORT@ \
+    "$INTEROP_DIR/nghttpx/leaf.pem" "$INTEROP_DIR/nghttpx/leaf.key"
+WS_ECHO_PORT="$STARTED_PORT"
 
 # --- 5. versions and the environment for the tests --------------------------------------
 
@@ -260,6 +286,7 @@ log "  $("$SQUID_BIN" -v | head -n 1) (Debian squid $(pkg_version squid))"
 log "  $("$TINYPROXY_BIN" -v 2>&1 | head -n 1) (Debian tinyproxy $(pkg_version tinyproxy))"
 log "  microsocks (Debian microsocks $(pkg_version microsocks))"
 log "  $("$NGHTTPX_BIN" --version | head -n 1) (Debian nghttp2-proxy $(pkg_version nghttp2-proxy))"
+log "  dante (Debian dante-server $(pkg_version dante-server)), python3-websockets $(pkg_version python3-websockets)"
 
 {
     echo "# Written by .ci/interop/setup.sh; read by tests/interop.rs."
@@ -273,6 +300,8 @@ log "  $("$NGHTTPX_BIN" --version | head -n 1) (Debian nghttp2-proxy $(pkg_versi
     printf 'export SOCKS5_AUTH_URL=%q\n' "socks5://127.0.0.1:$SOCKS5_AUTH_PORT"
     printf 'export NGHTTPX_URL=%q\n' "https://localhost:$NGHTTPX_PORT"
     printf 'export NGHTTPX_CA=%q\n' "$INTEROP_DIR/nghttpx/ca.pem"
+    printf 'export DANTE_SOCKS4_URL=%q\n' "socks4://127.0.0.1:$DANTE_PORT"
+    printf 'export WSS_ECHO_URL=%q\n' "wss://localhost:$WS_ECHO_PORT/echo"
     printf 'export INTEROP_PROXY_USER=%q\n' "$PROXY_USER"
     printf 'export INTEROP_PROXY_PASS=%q\n' "$PROXY_PASS"
 } >"$INTEROP_DIR/ports.env"

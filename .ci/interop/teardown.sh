@@ -12,7 +12,7 @@ PIDS="$INTEROP_DIR/pids"
 ours() { # pid
     local comm
     comm="$(cat "/proc/$1/comm" 2>/dev/null)" || return 1
-    case "$comm" in squid | tinyproxy | microsocks | nghttpx) return 0 ;; *) return 1 ;; esac
+    case "$comm" in squid | tinyproxy | microsocks | nghttpx | danted | python3) return 0 ;; *) return 1 ;; esac
 }
 
 live=()
