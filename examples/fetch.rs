@@ -4,7 +4,9 @@
 //! cargo run --example fetch -- [OPTIONS] URL
 //!
 //!   -x, --proxy URL          proxy for every target: http://, https://, socks5://,
-//!                            socks5h:// or socks4a:// (default: the environment)
+//!                            socks5h://, socks4a://, socks4:// or socks://
+//!                            (default: the environment)
+//!       --preproxy URL       reach the proxy through this one (SOCKS, or HTTP CONNECT)
 //!   -U, --proxy-user U:P     proxy credentials (also applied to proxies from the environment)
 //!       --noproxy LIST       targets that go direct, replacing no_proxy/NO_PROXY
 //!       --cacert PEM         roots for the target, and for an https:// proxy
@@ -15,9 +17,11 @@
 //! Without `--proxy` it reads the environment as curl does: `http_proxy`,
 //! `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`, `no_proxy`/`NO_PROXY`
 //! (see [`Proxies`]). It prints the route it took and the rule that chose it, the
-//! status line and the negotiated protocol. On failure it prints the error with its
-//! causes and exits with status 1. Without `--cacert`, the Mozilla roots from
-//! `webpki-roots` are trusted.
+//! status line and the negotiated protocol. For a `ws://` or `wss://` URL it opens a
+//! WebSocket (tokio-tungstenite over the stack up to `TlsLayer`), sends one text
+//! message and prints the echo. On failure it prints the error with its causes and
+//! exits with status 1. Without `--cacert`, the Mozilla roots from `webpki-roots` are
+//! trusted.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,8 +37,8 @@ use tower_tunnel::{AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyConnectLayer
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: fetch [-x|--proxy URL] [-U|--proxy-user USER:PASS] [--noproxy LIST] \
-                     [--cacert PEM] [--proxy-cacert PEM] [--http1] URL";
+const USAGE: &str = "usage: fetch [-x|--proxy URL] [--preproxy URL] [-U|--proxy-user USER:PASS] \
+                     [--noproxy LIST] [--cacert PEM] [--proxy-cacert PEM] [--http1] URL";
 
 /// The proxy variables `Proxies::from_env` reads.
 const PROXY_VARS: [&str; 5] = [
@@ -48,6 +52,7 @@ const PROXY_VARS: [&str; 5] = [
 #[derive(Default)]
 struct Args {
     proxy: Option<String>,
+    preproxy: Option<String>,
     proxy_user: Option<(String, String)>,
     noproxy: Option<String>,
     cacert: Option<String>,
@@ -64,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}\n{USAGE}"));
         match arg.as_str() {
             "--proxy" | "-x" => out.proxy = Some(value("a URL")?),
+            "--preproxy" => out.preproxy = Some(value("a URL")?),
             "--proxy-user" | "-U" => {
                 let v = value("USER:PASS")?;
                 let (user, pass) = v.split_once(':').unwrap_or((&v, ""));
@@ -141,10 +147,52 @@ fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
             (Proxies::from_env_with(get)?, "the environment")
         }
     };
-    Ok(match &args.noproxy {
-        Some(list) => (proxies.with_no_proxy(NoProxy::parse(list)), source),
+    let proxies = match &args.noproxy {
+        Some(list) => proxies.with_no_proxy(NoProxy::parse(list)),
+        None => proxies,
+    };
+    // --preproxy: whichever proxy the rules choose is reached through this one.
+    Ok(match &args.preproxy {
+        Some(url) => {
+            let outer = Proxy::new(url)?;
+            let chained = Proxies::new().with_custom(move |uri| {
+                let proxy = proxies.decide(uri).proxy()?.clone();
+                Some(proxy.with_preproxy(outer.clone()))
+            });
+            (chained, source)
+        }
         None => (proxies, source),
     })
+}
+
+/// A WebSocket to `uri` over the stack up to `TlsLayer`: one text message, and its echo.
+async fn websocket(
+    uri: &http::Uri,
+    tls: TlsLayer,
+    route: ProxyConnectLayer,
+) -> Result<(), BoxError> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let connect = ServiceBuilder::new()
+        .layer(tls)
+        .layer(route)
+        .service(HttpConnector::new());
+    let stream = connect.oneshot(uri.clone()).await?;
+    println!("route:    {}", stream.info());
+    let url = uri.to_string();
+    let (mut ws, res) =
+        tokio_tungstenite::client_async(url.as_str(), hyper_util::rt::TokioIo::new(stream)).await?;
+    println!("status:   {:?} {}", res.version(), res.status());
+    let sent = "hello from tower-tunnel fetch";
+    ws.send(Message::text(sent)).await?;
+    println!("sent:     {sent}");
+    match ws.next().await {
+        Some(Ok(echo)) => println!("received: {echo}"),
+        Some(Err(e)) => return Err(e.into()),
+        None => println!("received: nothing (the server closed)"),
+    }
+    let _ = ws.close(None).await;
+    Ok(())
 }
 
 async fn fetch(args: &Args) -> Result<(), BoxError> {
@@ -179,13 +227,17 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
         );
     }
 
+    let route = ProxyConnectLayer::from_proxies(proxies).with_proxy_tls(proxy_tls);
+    if matches!(uri.scheme_str(), Some("ws" | "wss")) {
+        return websocket(&uri, tls, route).await;
+    }
     let connect = ServiceBuilder::new()
         .layer(AlpnDispatchLayer::new())
         .layer(tls)
-        .layer(ProxyConnectLayer::from_proxies(proxies).with_proxy_tls(proxy_tls))
+        .layer(route)
         .service(HttpConnector::new());
     let mut conn = connect.oneshot(uri.clone()).await?;
-    println!("route:    {}", conn.info().route());
+    println!("route:    {}", conn.info());
     let req = http::Request::get(uri).body(Empty::<Bytes>::new())?;
     let res = conn.send_request(req).await?;
     println!("status:   {:?} {}", res.version(), res.status());

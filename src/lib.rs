@@ -76,7 +76,14 @@
 //! | none, or bypassed | direct | direct |
 //! | `http://` | `CONNECT` tunnel | forwarded in absolute-form ([`Proxy::with_http_tunneling`] tunnels instead) |
 //! | `https://` | `CONNECT` inside TLS to the proxy ([`ProxyConnectLayer::with_proxy_tls`]), target TLS inside that; over HTTP/2 when the proxy selects `h2`, many tunnels sharing one proxy connection ([`Http2Mode`]) | forwarded inside TLS to the proxy |
-//! | `socks5://`, `socks5h://`, `socks4a://` | SOCKS tunnel | SOCKS tunnel |
+//! | `socks5://`, `socks5h://`, `socks4a://`, `socks4://` (and `socks://`, SOCKS4 as curl reads it) | SOCKS tunnel | SOCKS tunnel |
+//! | any of these [`with_preproxy`](Proxy::with_preproxy) (curl's `--preproxy`) | the same, reaching the proxy through a tunnel of the pre-proxy (SOCKS or `CONNECT`; an `https://` proxy gets its TLS inside it) | the same |
+//!
+//! `ws://` and `wss://` targets take the routes of `http://` and `https://`,
+//! except that a WebSocket is never forwarded: an HTTP proxy gets a
+//! `CONNECT`, and `wss://` is offered ALPN `http/1.1` alone (RFC 6455 runs
+//! over HTTP/1.1). Put tokio-tungstenite's `client_async` on the stack up to
+//! [`TlsLayer`]; `examples/fetch.rs` does for `ws://` URLs.
 //!
 //! Credentials go in the proxy URL or [`Proxy::with_basic_auth`]: Basic up
 //! front, Digest (RFC 7616, MD5 and SHA-256) answered on a `407` that asks

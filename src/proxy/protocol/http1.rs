@@ -115,7 +115,9 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ParseError> {
         )));
     }
     let reason = res.reason.map(str::to_owned);
-    Ok(Some(Reply::Refused(ProxyResponse::new(status, reason, map))))
+    Ok(Some(Reply::Refused(ProxyResponse::new(
+        status, reason, map,
+    ))))
 }
 
 fn classify_bad_start(buf: &[u8]) -> ParseError {
