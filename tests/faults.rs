@@ -609,7 +609,7 @@ async fn smoke_display_of_every_other_kind() {
             ),
             (
                 ErrorKind::InvalidTarget,
-                "invalid target URI: scheme must be http or https".to_owned()
+                "invalid target URI: scheme must be http, https, ws or wss".to_owned()
             ),
             (
                 ErrorKind::Dial,

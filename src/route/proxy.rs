@@ -537,6 +537,23 @@ mod tests {
     }
 
     #[test]
+    fn chains_show_no_secrets() {
+        let p = Proxy::new("https://inner:s3cret1@proxy.corp:3128")
+            .unwrap()
+            .with_preproxy(Proxy::new("socks5h://outer:s3cret2@127.0.0.1:1080").unwrap());
+        let shown = format!("{p} {p:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            p.to_string(),
+            "https://proxy.corp:3128 through socks5h://127.0.0.1:1080"
+        );
+        assert_eq!(
+            Proxy::new("socks://127.0.0.1").unwrap().kind(),
+            ProxyKind::Socks4
+        );
+    }
+
+    #[test]
     fn rejects_without_echoing_secrets() {
         for bad in [
             "ftp://u:secret@h:1",
