@@ -36,5 +36,5 @@ mod rules;
 
 pub use self::no_proxy::NoProxy;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
-pub use self::proxy::{Http2Mode, Proxy, ProxyKind};
+pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};

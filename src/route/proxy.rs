@@ -97,6 +97,52 @@ pub enum Http2Mode {
     Never,
 }
 
+/// Which authentication scheme to use with an HTTP proxy, given
+/// credentials; set with [`Proxy::with_auth`].
+///
+/// | mode | sent before the proxy asks | answered on a `407` |
+/// |---|---|---|
+/// | `Basic` (the default) | Basic | a Digest challenge |
+/// | `Any` (curl's `--proxy-anyauth`) | nothing | the strongest scheme offered: Negotiate (feature `negotiate`), NTLM, Digest, Basic |
+/// | `Digest` | nothing | Digest only; never Basic |
+/// | `Ntlm` | the NTLM negotiate message | NTLM (NTLMv2), on the same connection |
+/// | `Negotiate` | nothing | SPNEGO/Kerberos with the ticket from `kinit`, on the same connection |
+///
+/// The default saves a round trip but sends the password (Base64, not
+/// encrypted) to whatever answers at the proxy's address, which an
+/// `http://` proxy reached over an untrusted network can read; `Any` sends
+/// nothing secret before the proxy names its schemes, at the cost of one
+/// round trip for every tunnel. NTLM and Negotiate authenticate the
+/// connection, not the request: the `CONNECT` handshake runs on one
+/// connection, HTTP/2 is never spoken to the proxy (HTTP/2 has no
+/// connection-bound authentication), and `http://` targets are tunnelled
+/// rather than forwarded, so the authenticated connection is the one that
+/// carries their requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyAuth {
+    /// Basic up front; a Digest challenge is answered.
+    #[default]
+    Basic,
+    /// The strongest scheme the proxy offers, nothing secret before it
+    /// asks.
+    Any,
+    /// Digest (RFC 7616) only.
+    Digest,
+    /// NTLM (NTLMv2 only), connection-bound.
+    Ntlm,
+    /// Negotiate (SPNEGO, Kerberos; feature `negotiate`), connection-bound.
+    Negotiate,
+}
+
+impl ProxyAuth {
+    /// Whether the scheme authenticates the connection rather than each
+    /// request.
+    pub fn is_connection_bound(self) -> bool {
+        matches!(self, ProxyAuth::Ntlm | ProxyAuth::Negotiate)
+    }
+}
+
 /// A user name and password. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Credentials {
@@ -181,6 +227,7 @@ pub struct Proxy {
     headers: HeaderMap,
     tunnel_http: bool,
     http2: Http2Mode,
+    mode: ProxyAuth,
     // The proxy this one is reached through (curl's `--preproxy`), if any.
     preproxy: Option<Box<Proxy>>,
 }
@@ -247,6 +294,7 @@ impl Proxy {
             headers: HeaderMap::new(),
             tunnel_http: false,
             http2: Http2Mode::Auto,
+            mode: ProxyAuth::Basic,
             preproxy: None,
         };
         if let Some(userinfo) = userinfo {
@@ -268,6 +316,28 @@ impl Proxy {
     pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
         self.auth = Auth::basic(user, password);
         self
+    }
+
+    /// How to authenticate with the credentials (default
+    /// [`ProxyAuth::Basic`]); see [`ProxyAuth`] for what each mode sends.
+    ///
+    /// ```
+    /// use tower_tunnel::{Proxy, ProxyAuth};
+    ///
+    /// // curl --proxy-anyauth: nothing secret until the proxy names its schemes.
+    /// let proxy = Proxy::new("http://user:pass@proxy.corp:3128")?.with_auth(ProxyAuth::Any);
+    /// assert_eq!(proxy.auth_mode(), ProxyAuth::Any);
+    /// assert!(proxy.forward_headers().get("proxy-authorization").is_none());
+    /// # Ok::<(), tower_tunnel::Error>(())
+    /// ```
+    pub fn with_auth(mut self, mode: ProxyAuth) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How the credentials are used; see [`Proxy::with_auth`].
+    pub fn auth_mode(&self) -> ProxyAuth {
+        self.mode
     }
 
     /// Adds a header to every request sent to this HTTP proxy (`CONNECT`,
@@ -361,10 +431,12 @@ impl Proxy {
 
     /// Whether a request for `uri` is forwarded to this proxy in
     /// absolute-form (an `http://` target through an HTTP or HTTPS proxy
-    /// that does not tunnel it), rather than tunnelled.
+    /// that does not tunnel it, with no connection-bound authentication),
+    /// rather than tunnelled.
     pub fn forwards(&self, uri: &Uri) -> bool {
         matches!(self.kind, ProxyKind::Http | ProxyKind::Https)
             && !self.tunnel_http
+            && !self.mode.is_connection_bound()
             && uri.scheme() == Some(&Scheme::HTTP)
     }
 
@@ -384,11 +456,13 @@ impl Proxy {
         headers
     }
 
-    /// The `Proxy-Authorization` sent before any challenge.
+    /// The `Proxy-Authorization` sent before any challenge: Basic in the
+    /// default mode, a caller's own header always.
     pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
         match &self.auth {
             Auth::None => None,
-            Auth::Credentials { basic, .. } => Some(basic),
+            Auth::Credentials { basic, .. } if self.mode == ProxyAuth::Basic => Some(basic),
+            Auth::Credentials { .. } => None,
             Auth::Header(value) => Some(value),
         }
     }
@@ -447,6 +521,9 @@ impl fmt::Debug for Proxy {
         }
         if self.http2 != Http2Mode::Auto {
             d.field("http2", &self.http2);
+        }
+        if self.mode != ProxyAuth::Basic {
+            d.field("auth", &self.mode);
         }
         if let Some(outer) = &self.preproxy {
             d.field("preproxy", outer);
