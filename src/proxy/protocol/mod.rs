@@ -6,4 +6,5 @@
 pub(crate) mod digest;
 pub(crate) mod http1;
 pub(crate) mod http2;
+pub(crate) mod ntlm;
 pub(crate) mod socks;
