@@ -226,6 +226,10 @@
 //!
 //! - `test-util`: an in-process CONNECT proxy and TLS origin on loopback
 //!   ([`test_util`]), for your tests and this crate's.
+//! - `negotiate` (Unix only): Negotiate (SPNEGO/Kerberos) proxy
+//!   authentication from the user's ticket cache, through the system's
+//!   GSSAPI. Building it needs the Kerberos headers, `pkg-config` and
+//!   libclang (Debian: `libkrb5-dev pkg-config libclang-dev`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
