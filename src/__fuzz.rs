@@ -35,7 +35,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Parsed, ParseFailure> {
         Ok(None) => Ok(Parsed::Partial),
         Ok(Some(Reply::Interim(n))) => Ok(Parsed::Interim(n)),
         Ok(Some(Reply::Established(n, _))) => Ok(Parsed::Established(n)),
-        Ok(Some(Reply::Refused(r))) => Ok(Parsed::Refused(r.status().as_u16())),
+        Ok(Some(Reply::Refused(_, r))) => Ok(Parsed::Refused(r.status().as_u16())),
         Err(e) => Err(ParseFailure(failure_name(&e))),
     }
 }

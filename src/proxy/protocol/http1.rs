@@ -65,8 +65,8 @@ pub(crate) enum Reply {
     Interim(usize),
     /// A 2xx: the tunnel is open after `len` bytes of head.
     Established(usize, ProxyResponse),
-    /// Anything else.
-    Refused(ProxyResponse),
+    /// Anything else, after `len` bytes of head (its body, if any, follows).
+    Refused(usize, ProxyResponse),
 }
 
 /// Why the answer could not be parsed.
@@ -113,7 +113,7 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ParseError> {
         // client MUST ignore Content-Length or Transfer-Encoding in it.
         return Ok(Some(Reply::Established(len, response)));
     }
-    Ok(Some(Reply::Refused(response)))
+    Ok(Some(Reply::Refused(len, response)))
 }
 
 fn classify_bad_start(buf: &[u8]) -> ParseError {
@@ -157,12 +157,61 @@ pub(crate) struct Established {
 }
 
 /// Sends `request` and reads the answer, reading at most `max_head` bytes
-/// of response head (interim responses included).
+/// of response head (interim responses included). A refusal is an error
+/// that keeps the proxy's answer ([`Error::proxy_response`]).
 pub(crate) async fn exchange<T>(
     io: &mut T,
     request: Vec<u8>,
     max_head: usize,
 ) -> Result<Established, Error>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    match exchange_answer(io, request, max_head).await? {
+        Answer::Established(established) => Ok(established),
+        Answer::Refused(refused) => Err(refused.into_error()),
+    }
+}
+
+/// The final answer to a `CONNECT`.
+pub(crate) enum Answer {
+    /// A 2xx: the tunnel is open.
+    Established(Established),
+    /// Anything else, with the bytes read past its head.
+    Refused(Refused),
+}
+
+// The connection-bound handshake in `connect.rs` reads `buf` and `pos`.
+#[allow(dead_code)]
+/// A refusal, and what was read with it: `buf[pos..]` are the bytes after
+/// its head, the start of its body ([`read_refusal_body`] reads the rest,
+/// so a handshake can go on on the same connection).
+pub(crate) struct Refused {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) pos: usize,
+    pub(crate) response: ProxyResponse,
+}
+
+impl Refused {
+    /// `ProxyAuthRequired` for a 407, `ProxyRefused` for anything else,
+    /// with the answer.
+    pub(crate) fn into_error(self) -> Error {
+        let kind = if self.response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            ErrorKind::ProxyAuthRequired
+        } else {
+            ErrorKind::ProxyRefused
+        };
+        Error::new(kind, Some(Phase::ProxyConnect)).with_response(self.response)
+    }
+}
+
+/// As [`exchange`], but a refusal is an answer, with the bytes read past its
+/// head, so the connection can carry the next step of a handshake.
+pub(crate) async fn exchange_answer<T>(
+    io: &mut T,
+    request: Vec<u8>,
+    max_head: usize,
+) -> Result<Answer, Error>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
@@ -202,23 +251,22 @@ where
         match parse_reply(&buf[pos..]) {
             Ok(Some(Reply::Established(len, response))) => {
                 tracing::trace!(elapsed = ?started.elapsed(), "proxy opened the tunnel");
-                return Ok(Established {
+                return Ok(Answer::Established(Established {
                     buf,
                     pos: pos + len,
                     response,
-                });
+                }));
             }
             Ok(Some(Reply::Interim(len))) => {
                 pos += len;
                 continue;
             }
-            Ok(Some(Reply::Refused(response))) => {
-                let kind = if response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
-                    ErrorKind::ProxyAuthRequired
-                } else {
-                    ErrorKind::ProxyRefused
-                };
-                return Err(fail(kind).with_response(response));
+            Ok(Some(Reply::Refused(len, response))) => {
+                return Ok(Answer::Refused(Refused {
+                    buf,
+                    pos: pos + len,
+                    response,
+                }));
             }
             Ok(None) => {}
             Err(ParseError::TooManyHeaders) => {
@@ -734,7 +782,7 @@ mod tests {
         let buf = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
             Proxy-Authenticate: Basic realm=\"corp\"\r\n\
             Proxy-Authenticate: Digest realm=\"corp\", nonce=\"abc\"\r\n\r\n<html>";
-        let Some(Reply::Refused(r)) = parse_reply(buf).unwrap() else {
+        let Some(Reply::Refused(_, r)) = parse_reply(buf).unwrap() else {
             panic!("expected refusal")
         };
         assert_eq!(r.status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
@@ -757,7 +805,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_reply(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap(),
-            Some(Reply::Refused(r)) if r.status() == StatusCode::SWITCHING_PROTOCOLS
+            Some(Reply::Refused(_, r)) if r.status() == StatusCode::SWITCHING_PROTOCOLS
         ));
     }
 
@@ -849,12 +897,63 @@ mod tests {
         }
     }
 
+    impl hyper::rt::Write for Scripted {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn refusal_keeps_the_bytes_after_its_head() {
+        let mut io = Scripted::new(&[
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 407 Proxy Authentication Required\r\n",
+            b"Proxy-Authenticate: NTLM\r\nContent-Length: 4\r\n\r\nab",
+            b"cd",
+        ]);
+        let request = b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n".to_vec();
+        let Answer::Refused(r) = exchange_answer(&mut io, request, 16384)
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+        else {
+            panic!("expected a refusal")
+        };
+        assert_eq!(&r.buf[r.pos..], b"ab");
+        let d = read_refusal_body(&mut io, &r.response, &r.buf[r.pos..], MAX_REFUSAL_BODY)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.read, d.leftover.len()), (4, 0));
+        assert!(io.chunks.is_empty());
+        let err = r.into_error();
+        assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired);
+        assert_eq!(
+            err.status(),
+            Some(StatusCode::PROXY_AUTHENTICATION_REQUIRED)
+        );
+    }
+
     /// The refusal whose head is `head` (status line and headers, no
     /// blank line).
     fn refusal(head: &str) -> ProxyResponse {
         let text = format!("{head}\r\n\r\n");
         match parse_reply(text.as_bytes()).unwrap() {
-            Some(Reply::Refused(r)) => r,
+            Some(Reply::Refused(n, r)) => {
+                assert_eq!(n, text.len());
+                r
+            }
             other => panic!("{other:?}"),
         }
     }
