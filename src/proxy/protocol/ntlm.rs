@@ -10,10 +10,12 @@
 //! (`NTLM <base64>`).
 //!
 //! Only NTLMv2 responses are made (MS-NLMP §3.3.2). LM and NTLMv1 are not
-//! implemented at all: a challenge without target info, which NTLMv2 needs,
-//! is refused with [`NtlmError::NoTargetInfo`] instead of being answered with
-//! a weaker response. HTTP uses NTLM to authenticate only, so there is no
-//! key exchange, signing, sealing or MIC, as in curl.
+//! implemented at all: a challenge without target info (an old server, or
+//! squid's `ntlm_fake_auth`) still gets NTLMv2, over an AV pair list that
+//! is only MsvAvEOL, as pyspnego answers it; the server verifies the blob
+//! the client sends, so it needs no target info of its own. HTTP uses NTLM
+//! to authenticate only, so there is no key exchange, signing, sealing or
+//! MIC, as in curl.
 //!
 //! Credentials: `DOMAIN\user` (or curl's `DOMAIN/user`) names the domain;
 //! anything else, `user@corp.example.com` included, is the user name with an
@@ -92,9 +94,6 @@ pub(crate) enum NtlmError {
     Malformed(&'static str),
     /// The CHALLENGE_MESSAGE is longer than [`MAX_MESSAGE`].
     TooLong(usize),
-    /// The CHALLENGE_MESSAGE has no target info, so only NTLMv1 could
-    /// answer it, which this client never sends.
-    NoTargetInfo,
     /// The proxy did not offer Unicode, and a credential is not ASCII.
     NotAscii,
     /// A credential does not fit a message field (64 KiB).
@@ -107,17 +106,17 @@ impl fmt::Display for NtlmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NtlmError::NotOffered => f.write_str("the proxy offers no NTLM challenge"),
-            NtlmError::NoChallenge => {
-                f.write_str("the proxy sent NTLM without a challenge: it turned the credentials down")
-            }
+            NtlmError::NoChallenge => f.write_str(
+                "the proxy sent NTLM without a challenge: it turned the credentials down",
+            ),
             NtlmError::Base64 => f.write_str("the NTLM challenge is not base64"),
             NtlmError::Malformed(what) => write!(f, "malformed NTLM challenge: {what}"),
             NtlmError::TooLong(len) => {
-                write!(f, "the NTLM challenge is {len} bytes, more than {MAX_MESSAGE}")
+                write!(
+                    f,
+                    "the NTLM challenge is {len} bytes, more than {MAX_MESSAGE}"
+                )
             }
-            NtlmError::NoTargetInfo => f.write_str(
-                "the NTLM challenge has no target info, so only NTLMv1 could answer it, which is not supported",
-            ),
             NtlmError::NotAscii => f.write_str(
                 "the proxy offers NTLM without Unicode, and the credentials are not ASCII",
             ),
@@ -222,8 +221,7 @@ impl Challenge {
     ///
     /// # Errors
     ///
-    /// [`NtlmError::TooLong`], [`NtlmError::Malformed`], and
-    /// [`NtlmError::NoTargetInfo`] for a message NTLMv2 cannot answer.
+    /// [`NtlmError::TooLong`] and [`NtlmError::Malformed`].
     pub(crate) fn parse(msg: &[u8]) -> Result<Challenge, NtlmError> {
         if msg.len() > MAX_MESSAGE {
             return Err(NtlmError::TooLong(msg.len()));
@@ -244,15 +242,15 @@ impl Challenge {
         server_challenge.copy_from_slice(&msg[24..32]);
         // The name is only shown, so a bad one is dropped, not fatal.
         let target_name = field(msg, 12).unwrap_or_default().to_vec();
-        // Reserved (8 bytes), then TargetInfoFields at 40: absent from the
-        // oldest servers' 32- or 40-byte messages.
+        // Reserved (8 bytes), then TargetInfoFields at 40, meaningful only
+        // with the TARGET_INFO flag (an old server's message may end, or
+        // carry its target name, where they would be).
         let info = match msg.len() {
-            0..48 => &[][..],
-            _ => field(msg, 40).ok_or(NtlmError::Malformed("target info outside the message"))?,
+            48.. if flags & NEGOTIATE_TARGET_INFO != 0 => {
+                field(msg, 40).ok_or(NtlmError::Malformed("target info outside the message"))?
+            }
+            _ => &[][..],
         };
-        if info.is_empty() {
-            return Err(NtlmError::NoTargetInfo);
-        }
         let target_info = parse_av_pairs(info)?;
         let timestamp = match target_info.iter().find(|(id, _)| *id == MSV_AV_TIMESTAMP) {
             Some((_, value)) => {
@@ -924,6 +922,36 @@ mod tests {
         assert!(matches!(err, NtlmError::NotAscii), "{err:?}");
     }
 
+    /// What Debian's squid 5.7 `ntlm_fake_auth` sends: 49 bytes, no
+    /// TARGET_INFO flag, OEM, a target name whose offset points nowhere
+    /// (0xaaaaaaae) and "WORKGROUP" where TargetInfoFields would be.
+    const FAKE_AUTH_CHALLENGE: &str =
+        "TlRMTVNTUAACAAAACQAJAK6qqqoGgggABltX4Srth5EAAAAAAAA6AFdPUktHUk9VUA==";
+
+    #[test]
+    fn no_target_info_still_gets_ntlmv2() {
+        let c = Challenge::from_token68(FAKE_AUTH_CHALLENGE).unwrap();
+        assert_eq!(c.flags, 0x0008_8206);
+        assert!(!c.is_unicode() && c.target_info.is_empty() && c.target_name.is_empty());
+        let creds = NtlmCredentials::parse("DOMAIN\\aladdin", "open sesame");
+        let m = authenticate_message(&c, &creds, CLIENT_CHALLENGE, Some(0))
+            .unwrap()
+            .into_bytes();
+        assert_eq!(buffer(&m, 28), b"DOMAIN");
+        assert_eq!(buffer(&m, 36), b"aladdin");
+        // NTLMv2 over an AV list that is MsvAvEOL alone: 16 + 28 + 4 + 4.
+        let nt = buffer(&m, 20);
+        assert_eq!(nt.len(), 52);
+        let key = ntowf_v2("open sesame", "aladdin", "DOMAIN");
+        assert_eq!(
+            nt,
+            ntlmv2_response(&key, &c.server_challenge, &CLIENT_CHALLENGE, 0, &[0; 4])
+        );
+        // A 32-byte message (the oldest servers'), too.
+        let c = Challenge::parse(&CHALLENGE_MESSAGE[..32]).unwrap();
+        assert!(c.target_info.is_empty());
+    }
+
     #[test]
     fn negotiate_message_bytes() {
         assert_eq!(
@@ -1034,7 +1062,6 @@ mod tests {
             NtlmError::Base64,
             NtlmError::Malformed("x"),
             NtlmError::TooLong(1),
-            NtlmError::NoTargetInfo,
             NtlmError::NotAscii,
             NtlmError::FieldTooLong("user name"),
         ] {
@@ -1083,31 +1110,26 @@ mod tests {
         let mut m = CHALLENGE_MESSAGE;
         m[44..48].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(bad(&m), NtlmError::Malformed(_)));
-        // A 32-byte (oldest) message, and an empty target info: v1 only.
-        assert!(matches!(
-            bad(&CHALLENGE_MESSAGE[..32]),
-            NtlmError::NoTargetInfo
-        ));
-        assert!(matches!(
-            bad(&challenge_bytes(0x0001_0201, &[])),
-            NtlmError::NoTargetInfo
-        ));
         // An AV pair longer than the target info; a bad timestamp length.
+        const INFO: u32 = NEGOTIATE_UNICODE | NEGOTIATE_TARGET_INFO;
         assert!(matches!(
-            bad(&challenge_bytes(1, &[2, 0, 9, 0, b'x', 0])),
+            bad(&challenge_bytes(INFO, &[2, 0, 9, 0, b'x', 0])),
             NtlmError::Malformed(_)
         ));
         assert!(matches!(
-            bad(&challenge_bytes(1, &[7, 0, 2, 0, 1, 2, 0, 0, 0, 0])),
+            bad(&challenge_bytes(INFO, &[7, 0, 2, 0, 1, 2, 0, 0, 0, 0])),
             NtlmError::Malformed("MsvAvTimestamp is not 8 bytes")
         ));
         // No EOL is tolerated (written back on send); bytes after it ignored.
-        let c = Challenge::parse(&challenge_bytes(1, &[2, 0, 2, 0, b'D', 0])).unwrap();
+        let c = Challenge::parse(&challenge_bytes(INFO, &[2, 0, 2, 0, b'D', 0])).unwrap();
         assert_eq!(
             encode_av_pairs(&c.target_info),
             [2, 0, 2, 0, b'D', 0, 0, 0, 0, 0]
         );
-        let c = Challenge::parse(&challenge_bytes(1, &[0, 0, 0, 0, 0xff])).unwrap();
+        let c = Challenge::parse(&challenge_bytes(INFO, &[0, 0, 0, 0, 0xff])).unwrap();
+        assert!(c.target_info.is_empty());
+        // Without the TARGET_INFO flag, whatever is at 40 is not read.
+        let c = Challenge::parse(&challenge_bytes(1, &[2, 0, 9, 0, b'x', 0])).unwrap();
         assert!(c.target_info.is_empty());
         // Too long.
         assert!(matches!(
