@@ -8,6 +8,8 @@ pub(crate) mod auth;
 pub(crate) mod digest;
 pub(crate) mod http1;
 pub(crate) mod http2;
+#[cfg(test)]
+mod lab_tests;
 #[cfg(all(feature = "negotiate", unix))]
 pub(crate) mod negotiate;
 pub(crate) mod ntlm;
