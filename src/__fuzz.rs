@@ -35,7 +35,7 @@ pub fn parse_reply(buf: &[u8]) -> Result<Parsed, ParseFailure> {
         Ok(None) => Ok(Parsed::Partial),
         Ok(Some(Reply::Interim(n))) => Ok(Parsed::Interim(n)),
         Ok(Some(Reply::Established(n, _))) => Ok(Parsed::Established(n)),
-        Ok(Some(Reply::Refused(r))) => Ok(Parsed::Refused(r.status().as_u16())),
+        Ok(Some(Reply::Refused(_, r))) => Ok(Parsed::Refused(r.status().as_u16())),
         Err(e) => Err(ParseFailure(failure_name(&e))),
     }
 }
@@ -149,4 +149,15 @@ pub fn socks_reply(which: u8, buf: &[u8]) -> Result<Option<usize>, String> {
         2 => done(socks::parse_socks5_reply(buf), buf.len()),
         _ => done(socks::parse_socks4_reply(buf), buf.len()),
     }
+}
+
+/// Runs the NTLM CHALLENGE_MESSAGE parser on `buf` and, when it parses, answers it:
+/// `Ok(len)` is the AUTHENTICATE_MESSAGE's length, `Err` the parser's reason.
+pub fn ntlm_challenge(buf: &[u8]) -> Result<usize, String> {
+    use crate::proxy::protocol::ntlm::{authenticate_message, Challenge, NtlmCredentials};
+    let challenge = Challenge::parse(buf).map_err(|e| e.to_string())?;
+    let credentials = NtlmCredentials::parse("DOMAIN\\user", "password");
+    authenticate_message(&challenge, &credentials, [0xaa; 8], Some(0))
+        .map(|m| m.as_bytes().len())
+        .map_err(|e| e.to_string())
 }

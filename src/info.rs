@@ -188,6 +188,8 @@ pub struct ConnectionInfo {
     pub(crate) proxy: Option<Arc<Proxy>>,
     // The proxy's answer to the `CONNECT` that opened the tunnel.
     pub(crate) proxy_response: Option<ProxyResponse>,
+    // The authentication scheme that opened it: "Basic", "NTLM", ...
+    pub(crate) proxy_auth: Option<&'static str>,
     pub(crate) alpn: Option<Cow<'static, [u8]>>,
     pub(crate) tls_version: Option<rustls::ProtocolVersion>,
     pub(crate) resumed: bool,
@@ -238,6 +240,7 @@ impl ConnectionInfo {
             route,
             proxy: None,
             proxy_response: None,
+            proxy_auth: None,
             alpn: None,
             tls_version: None,
             resumed: false,
@@ -261,6 +264,13 @@ impl ConnectionInfo {
     /// direct route. Its `Debug` and `Display` never show credentials.
     pub fn proxy(&self) -> Option<&Proxy> {
         self.proxy.as_deref()
+    }
+
+    /// The authentication scheme the proxy accepted for this tunnel
+    /// (`"Basic"`, `"Digest"`, `"NTLM"`, `"Negotiate"`); `None` when no
+    /// credentials were sent, or they were a header of your own.
+    pub fn proxy_auth(&self) -> Option<&str> {
+        self.proxy_auth
     }
 
     /// The proxy's answer to the `CONNECT` that opened this tunnel: status,
@@ -318,6 +328,9 @@ impl fmt::Display for ConnectionInfo {
         }
         if let Some(n) = self.shared_tunnels() {
             write!(f, ", {n} tunnels on the connection")?;
+        }
+        if let Some(scheme) = self.proxy_auth {
+            write!(f, ", proxy auth {scheme}")?;
         }
         if let Some(alpn) = self.alpn() {
             write!(f, ", alpn {alpn}")?;

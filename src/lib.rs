@@ -233,6 +233,10 @@
 //!
 //! - `test-util`: an in-process CONNECT proxy and TLS origin on loopback
 //!   ([`test_util`]), for your tests and this crate's.
+//! - `negotiate` (Unix only): Negotiate (SPNEGO/Kerberos) proxy
+//!   authentication from the user's ticket cache, through the system's
+//!   GSSAPI. Building it needs the Kerberos headers, `pkg-config` and
+//!   libclang (Debian: `libkrb5-dev pkg-config libclang-dev`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -271,8 +275,6 @@ pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
-pub use crate::route::{
-    Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, Rule,
-};
+pub use crate::route::{Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, Rule};
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
 pub use crate::tls::{MaybeTlsStream, TlsConnect, TlsLayer, TlsStream};

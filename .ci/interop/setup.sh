@@ -7,15 +7,23 @@
 #   tinyproxy     tinyproxy, CONNECT to any port + forward proxying
 #   socks5        microsocks, no auth
 #   socks5-auth   microsocks, username/password (RFC 1929)
-#   nghttpx       nghttpx --http2-proxy in front of squid-open: an https:// proxy speaking h2
+#   nghttpx       nghttpx, an HTTP/2 proxy (CONNECT over h2) in front of squid-open
+#   origin        python3 -m http.server on loopback, the target of the curl checks
+#   squid-ntlm    squid, NTLM proxy auth (ntlm_fake_auth)
+#   squid-digest-only  squid, Digest only, Basic credentials refused with 403
+#   kdc           MIT krb5kdc for a private realm, a keytab for HTTP/localhost and a
+#                 ticket cache for the test user (kinit)
+#   squid-negotiate  squid, Negotiate/Kerberos proxy auth (negotiate_kerberos_auth)
 #   dante         Dante, SOCKS4 and SOCKS5, no auth
 #   ws-echo       a WebSocket echo server over TLS (Debian's python3-websockets)
 #
 # Installs Debian's packages when a binary is missing (never starting the distro's
 # services), renders the configs kept beside this script into $INTEROP_DIR, starts each
 # server on 127.0.0.1 on a free port it picks, waits (bounded) until each accepts
-# connections, and writes $INTEROP_DIR/ports.env for tests/interop.rs. Exits non-zero if
-# any server fails to start. `teardown.sh` stops them. See README.md beside this file.
+# connections, checks the authenticating ones with curl (so a broken lab is told apart
+# from a broken crate), and writes $INTEROP_DIR/ports.env for tests/interop.rs. Exits
+# non-zero if any server fails to start or its check. `teardown.sh` stops them. See
+# README.md beside this file.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +32,9 @@ INTEROP_DIR="${INTEROP_DIR:-${TMPDIR:-/tmp}/tower-tunnel-interop}"
 # proxy URLs and each server's own parsing.
 PROXY_USER="aladdin"
 PROXY_PASS="open sesame"
+# The NTLM domain (ntlm_fake_auth takes any), and the Kerberos realm of the loopback KDC.
+NTLM_DOMAIN="DOMAIN"
+REALM="TOWER-TUNNEL.TEST"
 # How long one server may take to accept connections, and how many ports to try.
 START_TIMEOUT_SECS=30
 START_ATTEMPTS=3
@@ -47,8 +58,14 @@ HTPASSWD_BIN="$(command -v htpasswd || echo /usr/bin/htpasswd)"
 NGHTTPX_BIN="$(command -v nghttpx || echo /usr/sbin/nghttpx)"
 OPENSSL_BIN="$(command -v openssl || echo /usr/bin/openssl)"
 DANTED_BIN="$(command -v danted || echo /usr/sbin/danted)"
-# Debian's python3 (with python3-websockets), whatever python3 comes first on PATH.
-DEBIAN_PYTHON=/usr/bin/python3
+CURL_BIN="$(command -v curl || echo /usr/bin/curl)"
+# Debian's python3, by path: a version manager's shim would hide the process name that
+# teardown.sh checks.
+PYTHON_BIN=/usr/bin/python3
+KDB5_UTIL_BIN=/usr/sbin/kdb5_util
+KADMIN_LOCAL_BIN=/usr/sbin/kadmin.local
+KRB5KDC_BIN=/usr/sbin/krb5kdc
+KINIT_BIN=/usr/bin/kinit
 SQUID_LIBEXEC=/usr/lib/squid
 
 missing=()
@@ -60,12 +77,18 @@ missing=()
 [ -x "$NGHTTPX_BIN" ] || missing+=(nghttp2-proxy)
 [ -x "$OPENSSL_BIN" ] || missing+=(openssl)
 [ -x "$DANTED_BIN" ] || missing+=(dante-server)
-"$DEBIAN_PYTHON" -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
+"$PYTHON_BIN" -c 'import websockets' 2>/dev/null || missing+=(python3-websockets)
+[ -x "$CURL_BIN" ] || missing+=(curl)
+[ -x "$PYTHON_BIN" ] || missing+=(python3)
+[ -x "$KDB5_UTIL_BIN" ] && [ -x "$KRB5KDC_BIN" ] || missing+=(krb5-kdc)
+# kadmin.local comes with krb5-admin-server on Debian; its kadmind is never started.
+[ -x "$KADMIN_LOCAL_BIN" ] || missing+=(krb5-admin-server)
+[ -x "$KINIT_BIN" ] || missing+=(krb5-user)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-    command -v apt-get >/dev/null || die "no apt-get: install squid, tinyproxy, microsocks, apache2-utils by hand"
+    command -v apt-get >/dev/null || die "no apt-get: install ${missing[*]} by hand"
     export DEBIAN_FRONTEND=noninteractive
     # Never let the packages start the distro's services (squid would take port 3128):
     # policy-rc.d exit 101 makes invoke-rc.d refuse. Docker images ship one; add it if not.
@@ -79,8 +102,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     timeout 300 apt-get update -q || rc=$?
     if [ "$rc" = 0 ]; then
         timeout 600 apt-get install -y -q --no-install-recommends \
-            squid tinyproxy microsocks apache2-utils nghttp2-proxy openssl \
-            dante-server python3 python3-websockets || rc=$?
+            squid tinyproxy microsocks apache2-utils nghttp2-proxy openssl curl python3 \
+            krb5-kdc krb5-admin-server krb5-user dante-server python3-websockets || rc=$?
     fi
     [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
     [ "$rc" = 0 ] || die "apt-get failed (exit $rc)"
@@ -119,9 +142,11 @@ pick_port() {
     die "found no free port"
 }
 
-# Substitutes @PORT@, @DIR@ and @SQUID_LIBEXEC@ in a template.
+# Substitutes @PORT@, @DIR@, @SQUID_LIBEXEC@, and the Kerberos lab's @REALM@, @KDC_PORT@
+# and @KRB_DIR@ in a template.
 render() { # template output port dir
     sed -e "s|@PORT@|$3|g" -e "s|@DIR@|$4|g" -e "s|@SQUID_LIBEXEC@|$SQUID_LIBEXEC|g" \
+        -e "s|@REALM@|$REALM|g" -e "s|@KDC_PORT@|${KDC_PORT:-}|g" -e "s|@KRB_DIR@|${KRB_DIR:-}|g" \
         "$1" >"$2"
 }
 
@@ -199,7 +224,14 @@ prepare_squid() { # uses $SQUID_CONF, $PORT, $DIR
     echo "max_filedescriptors 1024" >>"$DIR/squid.conf"
     case "$SQUID_CONF" in
     squid-basic.conf) "$HTPASSWD_BIN" -bc "$DIR/htpasswd" "$PROXY_USER" "$PROXY_PASS" 2>/dev/null ;;
-    squid-digest.conf) printf '%s:%s\n' "$PROXY_USER" "$PROXY_PASS" >"$DIR/digest-passwd" ;;
+    squid-digest.conf | squid-digest-only.conf)
+        printf '%s:%s\n' "$PROXY_USER" "$PROXY_PASS" >"$DIR/digest-passwd"
+        ;;
+    # The helper runs as squid's user: its own copy of the keytab, chowned below.
+    squid-negotiate.conf)
+        cp "$KRB_DIR/http.keytab" "$DIR/http.keytab"
+        chmod 600 "$DIR/http.keytab"
+        ;;
     esac
     # As root, squid runs as Debian's `proxy` user, which must write its logs here.
     if as_root; then chown -R proxy:proxy "$DIR"; fi
@@ -229,6 +261,73 @@ prepare_dante() {
         sed -i 's/^clientmethod: none$/&\nuser.unprivileged: nobody/' "$DIR/danted.conf"
         chown -R nobody:nogroup "$DIR"
     fi
+}
+
+# A Kerberos realm of its own: the database, stash, keytabs, logs and ticket cache live in
+# $INTEROP_DIR/kdc, and KRB5_CONFIG / KRB5_KDC_PROFILE point every tool at its configs, so
+# the machine's /etc/krb5.conf is neither read nor written. The database is made once per
+# run (the port is only in the configs, rendered for each attempt).
+KRB_DIR="$INTEROP_DIR/kdc"
+krb_env() { env KRB5_CONFIG="$KRB_DIR/krb5.conf" KRB5_KDC_PROFILE="$KRB_DIR/kdc.conf" "$@"; }
+prepare_kdc() {
+    KDC_PORT="$PORT"
+    render "$HERE/krb5.conf" "$KRB_DIR/krb5.conf" "$PORT" "$DIR"
+    render "$HERE/kdc.conf" "$KRB_DIR/kdc.conf" "$PORT" "$DIR"
+    [ -f "$KRB_DIR/principal" ] && return 0
+    : >"$KRB_DIR/kadm5.acl"
+    # -W: the master key from the non-blocking random source (a test realm).
+    krb_env "$KDB5_UTIL_BIN" -r "$REALM" create -s -W -P "interop master key" \
+        >"$KRB_DIR/kdb5_util.log" 2>&1 || { cat "$KRB_DIR/kdb5_util.log" >&2; die "kdb5_util create failed"; }
+    local q
+    for q in "addprinc -pw \"$PROXY_PASS\" $PROXY_USER@$REALM" \
+        "addprinc -randkey HTTP/localhost@$REALM" \
+        "ktadd -k $KRB_DIR/http.keytab HTTP/localhost@$REALM"; do
+        krb_env "$KADMIN_LOCAL_BIN" -r "$REALM" -q "$q" >>"$KRB_DIR/kadmin.log" 2>&1 ||
+            { cat "$KRB_DIR/kadmin.log" >&2; die "kadmin.local: $q failed"; }
+    done
+}
+
+# A user's ticket cache, as `kinit` makes it from the password on standard input.
+kinit_user() {
+    local ccache="FILE:$KRB_DIR/ccache" i
+    for i in 1 2 3; do
+        if printf '%s\n' "$PROXY_PASS" |
+            krb_env KRB5CCNAME="$ccache" timeout 10 "$KINIT_BIN" "$PROXY_USER@$REALM" \
+                >"$KRB_DIR/kinit.log" 2>&1; then
+            return 0
+        fi
+        sleep 1
+    done
+    cat "$KRB_DIR/kinit.log" "$KRB_DIR/kdc.log" >&2 2>/dev/null
+    die "kinit $PROXY_USER@$REALM failed"
+}
+
+# The curl checks: each lab server that authenticates must let curl through (or refuse
+# it) exactly as configured, before any test of the crate runs against it.
+check() { # name expected-status curl-args...
+    local name="$1" want="$2" got
+    shift 2
+    got="$("$CURL_BIN" -sS --max-time 15 -o /dev/null -w '%{http_code}' "$@" 2>"$INTEROP_DIR/curl-check.log")" || true
+    if [ "$got" != "$want" ]; then
+        log "curl check of $name: got HTTP ${got:-nothing}, want $want; curl -v says:"
+        "$CURL_BIN" -sS -v --max-time 15 -o /dev/null "$@" 2>&1 | tail -n 40 >&2 || true
+        for f in "$INTEROP_DIR/$name/cache.log" "$KRB_DIR/kdc.log"; do
+            [ ! -f "$f" ] || { log "$f:"; tail -n 20 "$f" >&2; }
+        done
+        die "the lab's $name is broken (curl cannot use it either), not the crate"
+    fi
+    log "curl check of $name: HTTP $got, as configured"
+}
+
+# The user in squid's access log for a request to the origin, within a few seconds.
+check_logged() { # name needle
+    local i
+    for i in $(seq 1 50); do
+        grep -qF -- "$2" "$INTEROP_DIR/$1/access.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    tail -n 5 "$INTEROP_DIR/$1/access.log" >&2 2>/dev/null || true
+    die "the lab's $1 did not log $2"
 }
 
 # nghttpx needs a TLS certificate: a throwaway CA and a leaf for localhost and
@@ -265,7 +364,9 @@ start socks5-auth prepare_nothing "$MICROSOCKS_BIN" -i 127.0.0.1 -p @PORT@ \
 SOCKS5_AUTH_PORT="$STARTED_PORT"
 # An HTTP/2 proxy (CONNECT over h2, RFC 9113 8.5) in front of the open squid. Its default
 # of 8 backend connections per host would queue most of 100 concurrent tunnels.
-start nghttpx prepare_nghttpx "$NGHTTPX_BIN" --http2-proxy --no-ocsp --workers=1 \
+# --conf=/dev/null: Debian's sample /etc/nghttpx/nghttpx.conf adds a frontend on port 3000,
+# which a second lab on the same machine cannot bind (nghttpx then exits silently).
+start nghttpx prepare_nghttpx "$NGHTTPX_BIN" --conf=/dev/null --http2-proxy --no-ocsp --workers=1 \
     --backend-connections-per-host=256 --frontend="127.0.0.1,@PORT@" \
     --backend="127.0.0.1,$SQUID_PORT" --accesslog-file=@DIR@/access.log \
     --errorlog-file=@DIR@/error.log @DIR@/leaf.key @DIR@/leaf.pem
@@ -274,9 +375,47 @@ NGHTTPX_PORT="$STARTED_PORT"
 start dante prepare_dante "$DANTED_BIN" -f @DIR@/danted.conf -N 1
 DANTE_PORT="$STARTED_PORT"
 # A WebSocket echo server over TLS, with nghttpx's certificate (localhost, 127.0.0.1).
-start ws-echo prepare_nothing "$DEBIAN_PYTHON" "$HERE/ws_echo.py" @PORT@ \
+start ws-echo prepare_nothing "$PYTHON_BIN" "$HERE/ws_echo.py" @PORT@ \
     "$INTEROP_DIR/nghttpx/leaf.pem" "$INTEROP_DIR/nghttpx/leaf.key"
 WS_ECHO_PORT="$STARTED_PORT"
+
+# The origin of the curl checks: a static file server on loopback.
+prepare_origin() { printf 'tower-tunnel interop origin\n' >"$DIR/index.html"; }
+start origin prepare_origin "$PYTHON_BIN" -m http.server --bind 127.0.0.1 --directory @DIR@ @PORT@
+ORIGIN_PORT="$STARTED_PORT"
+ORIGIN="http://127.0.0.1:$ORIGIN_PORT/"
+
+SQUID_CONF=squid-ntlm.conf
+start squid-ntlm prepare_squid "$SQUID_BIN" -N -f @DIR@/squid.conf
+SQUID_NTLM_PORT="$STARTED_PORT"
+SQUID_CONF=squid-digest-only.conf
+start squid-digest-only prepare_squid "$SQUID_BIN" -N -f @DIR@/squid.conf
+SQUID_DIGEST_ONLY_PORT="$STARTED_PORT"
+
+mkdir -p "$KRB_DIR"
+start kdc prepare_kdc env KRB5_CONFIG="$KRB_DIR/krb5.conf" KRB5_KDC_PROFILE="$KRB_DIR/kdc.conf" \
+    "$KRB5KDC_BIN" -n -r "$REALM"
+KDC_PORT="$STARTED_PORT"
+kinit_user
+# The helper reads the realm's config; no replay cache (a test realm, and squid's user
+# need not write one).
+SQUID_CONF=squid-negotiate.conf
+start squid-negotiate prepare_squid env KRB5_CONFIG="$KRB_DIR/krb5.conf" KRB5RCACHETYPE=none \
+    "$SQUID_BIN" -N -f @DIR@/squid.conf
+SQUID_NEGOTIATE_PORT="$STARTED_PORT"
+
+check origin 200 "$ORIGIN"
+check squid-ntlm 200 --proxy-ntlm -U "$NTLM_DOMAIN\\$PROXY_USER:$PROXY_PASS" \
+    -x "http://127.0.0.1:$SQUID_NTLM_PORT" "$ORIGIN"
+check_logged squid-ntlm "$PROXY_USER"
+check squid-ntlm 407 -x "http://127.0.0.1:$SQUID_NTLM_PORT" "$ORIGIN"
+check squid-digest-only 200 --proxy-anyauth -U "$PROXY_USER:$PROXY_PASS" \
+    -x "http://127.0.0.1:$SQUID_DIGEST_ONLY_PORT" "$ORIGIN"
+check squid-digest-only 403 --proxy-basic -U "$PROXY_USER:$PROXY_PASS" \
+    -x "http://127.0.0.1:$SQUID_DIGEST_ONLY_PORT" "$ORIGIN"
+KRB5_CONFIG="$KRB_DIR/krb5.conf" KRB5CCNAME="FILE:$KRB_DIR/ccache" \
+    check squid-negotiate 200 --proxy-negotiate -U : -x "http://localhost:$SQUID_NEGOTIATE_PORT" "$ORIGIN"
+check_logged squid-negotiate "$PROXY_USER@$REALM"
 
 # --- 5. versions and the environment for the tests --------------------------------------
 
@@ -287,6 +426,7 @@ log "  $("$TINYPROXY_BIN" -v 2>&1 | head -n 1) (Debian tinyproxy $(pkg_version t
 log "  microsocks (Debian microsocks $(pkg_version microsocks))"
 log "  $("$NGHTTPX_BIN" --version | head -n 1) (Debian nghttp2-proxy $(pkg_version nghttp2-proxy))"
 log "  dante (Debian dante-server $(pkg_version dante-server)), python3-websockets $(pkg_version python3-websockets)"
+log "  MIT krb5kdc (Debian krb5-kdc $(pkg_version krb5-kdc)), $("$CURL_BIN" --version | head -n 1 | cut -d' ' -f1-2)"
 
 {
     echo "# Written by .ci/interop/setup.sh; read by tests/interop.rs."
@@ -304,6 +444,18 @@ log "  dante (Debian dante-server $(pkg_version dante-server)), python3-websocke
     printf 'export WSS_ECHO_URL=%q\n' "wss://localhost:$WS_ECHO_PORT/echo"
     printf 'export INTEROP_PROXY_USER=%q\n' "$PROXY_USER"
     printf 'export INTEROP_PROXY_PASS=%q\n' "$PROXY_PASS"
+    printf 'export ORIGIN_URL=%q\n' "$ORIGIN"
+    printf 'export SQUID_NTLM_URL=%q\n' "http://127.0.0.1:$SQUID_NTLM_PORT"
+    printf 'export INTEROP_NTLM_DOMAIN=%q\n' "$NTLM_DOMAIN"
+    printf 'export SQUID_DIGEST_ONLY_URL=%q\n' "http://127.0.0.1:$SQUID_DIGEST_ONLY_PORT"
+    # Named "localhost": the service principal is HTTP/localhost@REALM.
+    printf 'export SQUID_NEGOTIATE_URL=%q\n' "http://localhost:$SQUID_NEGOTIATE_PORT"
+    printf 'export KRB5_CONFIG=%q\n' "$KRB_DIR/krb5.conf"
+    printf 'export KRB5CCNAME=%q\n' "FILE:$KRB_DIR/ccache"
+    printf 'export INTEROP_KRB5_REALM=%q\n' "$REALM"
+    printf 'export INTEROP_KRB5_PRINCIPAL=%q\n' "$PROXY_USER@$REALM"
+    printf 'export INTEROP_KRB5_SERVICE=%q\n' "HTTP/localhost@$REALM"
+    printf 'export INTEROP_KDC=%q\n' "127.0.0.1:$KDC_PORT"
 } >"$INTEROP_DIR/ports.env"
 log "wrote $INTEROP_DIR/ports.env:"
 sed 's/^/    /' "$INTEROP_DIR/ports.env" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops the servers .ci/interop/setup.sh started: each by the process id recorded in
-# $INTEROP_DIR/pids, with its process group (squid's auth helpers exit with squid).
+# $INTEROP_DIR/pids, with its process group (squid's auth helpers exit with squid),
+# the loopback KDC and the curl checks' origin among them.
 # Logs stay in $INTEROP_DIR for inspection. Safe to run twice, or with nothing running.
 set -uo pipefail
 
@@ -12,7 +13,7 @@ PIDS="$INTEROP_DIR/pids"
 ours() { # pid
     local comm
     comm="$(cat "/proc/$1/comm" 2>/dev/null)" || return 1
-    case "$comm" in squid | tinyproxy | microsocks | nghttpx | danted | python3) return 0 ;; *) return 1 ;; esac
+    case "$comm" in squid | tinyproxy | microsocks | nghttpx | danted | krb5kdc | python3) return 0 ;; *) return 1 ;; esac
 }
 
 live=()

@@ -11,8 +11,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 use tracing::Instrument;
 
+use super::handshake::Handshake;
 use super::pool::{self, Lease, Pool};
-use super::protocol::{digest, http1, http2, socks};
+use super::protocol::{http1, http2, socks};
 use super::proxy_tls::{ChainIo, FirstHop, ProxyAlpn};
 use super::{Config, Routed, Tunnel};
 use crate::error::{BoxError, Error, ErrorKind, Phase, ProxyProtocol, ProxyResponse};
@@ -149,7 +150,13 @@ where
             }
             // Through a chain, an https:// proxy gets HTTP/1.1: the pool
             // keeps connections dialed from here only.
-            ProxyKind::Https if proxy.http2() != Http2Mode::Never && proxy.preproxy().is_none() => {
+            // HTTP/2 has no connection-bound authentication (RFC 9113
+            // §8.2.3): NTLM and Negotiate get HTTP/1.1.
+            ProxyKind::Https
+                if proxy.http2() != Http2Mode::Never
+                    && proxy.preproxy().is_none()
+                    && !proxy.auth_mode().is_connection_bound() =>
+            {
                 self.h2_tunnel(proxy).await
             }
             _ => self.tunnel(proxy, None).await,
@@ -264,7 +271,11 @@ where
         })
     }
 
-    /// An HTTP/1.1 `CONNECT` tunnel, answering a Digest challenge once.
+    /// An HTTP/1.1 `CONNECT` tunnel, authenticated as the proxy's
+    /// [`ProxyAuth`](crate::ProxyAuth) mode says: a per-request scheme
+    /// (Basic, Digest) answered once on a fresh connection, a
+    /// connection-bound one (NTLM, Negotiate) on the same connection, which
+    /// is dialed again once if the proxy closes it mid-handshake.
     async fn tunnel(
         &mut self,
         proxy: &Proxy,
@@ -275,23 +286,53 @@ where
             None => self.first_hop(proxy, ProxyAlpn::Http1).await?,
         };
         let started = Instant::now();
-        let established = match self.exchange(&mut hop.io, proxy, None).await {
-            Ok(established) => established,
-            Err(err) => {
-                let Some(authorization) = digest_answer(&err, proxy, self.target)? else {
-                    return Err(err);
-                };
+        let mut handshake = Handshake::new(proxy, self.target);
+        let mut authorization = handshake.start();
+        let mut redialed = false;
+        // Bounded: NTLM takes three requests, SPNEGO rarely more; a proxy
+        // that keeps asking gets its refusal back.
+        let mut rounds = 0;
+        let established = loop {
+            rounds += 1;
+            let refused = match self
+                .exchange(&mut hop.io, proxy, authorization.as_ref())
+                .await?
+            {
+                http1::Answer::Established(established) => break established,
+                http1::Answer::Refused(refused) => refused,
+            };
+            if refused.response.status() != http::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+                || rounds > MAX_AUTH_ROUNDS
+            {
+                return Err(refused.into_error());
+            }
+            let Some(step) = handshake.answer(&refused.response).await? else {
+                return Err(refused.into_error());
+            };
+            if step.same_connection {
+                match self.drain(&mut hop.io, &refused).await? {
+                    Kept::Yes => {}
+                    // The proxy closes after its 407: once, start over on a
+                    // new connection (the handshake is the connection's).
+                    Kept::No if !redialed => {
+                        redialed = true;
+                        tracing::debug!("the proxy closed mid-handshake; starting over");
+                        hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
+                        authorization = handshake.restart();
+                        continue;
+                    }
+                    Kept::No => return Err(refused.into_error()),
+                }
+            } else {
                 // The 407 may carry a body and the proxy may close: answer
                 // on a fresh connection (RFC 7235 lets a client retry).
                 drop(hop);
-                tracing::debug!("answering the proxy's Digest challenge");
                 hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
-                self.exchange(&mut hop.io, proxy, Some(&authorization))
-                    .await?
             }
+            authorization = Some(step.authorization);
         };
         let connected = started.elapsed();
-        tracing::debug!(elapsed = ?connected, "proxy opened CONNECT tunnel");
+        tracing::debug!(elapsed = ?connected, auth = handshake.scheme(), "proxy opened CONNECT tunnel");
         let mut info = ConnectionInfo::new(
             self.target.clone(),
             Route::Tunnel {
@@ -301,6 +342,7 @@ where
         info.timings = hop.timings();
         info.timings.proxy_connect = Some(connected);
         info.proxy_response = Some(established.response);
+        info.proxy_auth = handshake.scheme();
         Ok(Routed::new(
             Tunnel::hop(hop.io, established.buf, established.pos),
             info,
@@ -312,10 +354,28 @@ where
         io: &mut FirstHop<S::Response>,
         proxy: &Proxy,
         authorization: Option<&HeaderValue>,
-    ) -> Result<http1::Established, Error> {
+    ) -> Result<http1::Answer, Error> {
         let request = http1::encode_request(self.target, proxy, authorization);
-        let exchange = http1::exchange(io, request, self.config.max_response_bytes);
+        let exchange = http1::exchange_answer(io, request, self.config.max_response_bytes);
         within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await?
+    }
+
+    /// Reads a refusal's body to its end, so its connection can carry the
+    /// next step; says whether it can.
+    async fn drain(
+        &mut self,
+        io: &mut FirstHop<S::Response>,
+        refused: &http1::Refused,
+    ) -> Result<Kept, Error> {
+        let buffered = &refused.buf[refused.pos..];
+        let drain =
+            http1::read_refusal_body(io, &refused.response, buffered, http1::MAX_REFUSAL_BODY);
+        match within(self.config.connect_timeout, Phase::ProxyConnect, drain).await? {
+            Ok(drained) if !drained.close && drained.leftover.is_empty() => Ok(Kept::Yes),
+            Ok(_) | Err(http1::BodyError::NotDelimited) => Ok(Kept::No),
+            Err(http1::BodyError::Truncated | http1::BodyError::Io(_)) => Ok(Kept::No),
+            Err(e) => Err(e.into_error()),
+        }
     }
 
     /// A `CONNECT` tunnel over HTTP/2 (RFC 9113 §8.5): one stream of a
@@ -325,7 +385,8 @@ where
     /// on a new stream.
     async fn h2_tunnel(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
         let key = pool::Key::new(proxy);
-        let mut authorization = None;
+        let mut handshake = Handshake::new(proxy, self.target);
+        let mut authorization = handshake.start();
         let mut opened: Option<Timings> = None;
         loop {
             let req = http2::connect_request(self.target, proxy, authorization.as_ref());
@@ -357,18 +418,26 @@ where
                     info.timings.proxy_connect = Some(connected);
                     info.h2_shared = Some(lease.shared());
                     info.proxy_response = Some(response);
+                    info.proxy_auth = handshake.scheme();
                     return Ok(Routed::new(Tunnel::h2(io, lease), info));
                 }
                 Err(err) => {
-                    let answer = match authorization {
-                        None => digest_answer(&err, proxy, self.target)?,
-                        Some(_) => None,
-                    };
-                    match answer {
-                        Some(answer) => {
-                            tracing::debug!("answering the proxy's Digest challenge");
-                            authorization = Some(answer);
+                    let step = match err.proxy_response() {
+                        Some(r) if err.kind() == ErrorKind::ProxyAuthRequired => {
+                            handshake.answer(r).await?
                         }
+                        _ => None,
+                    };
+                    match step {
+                        // Each stream is a request of its own: a
+                        // connection-bound scheme cannot run on one.
+                        Some(step) if step.same_connection => {
+                            return Err(err.with_detail(
+                                "it asks for a connection-bound scheme, which HTTP/2 cannot carry: \
+                                 set ProxyAuth::Ntlm or ProxyAuth::Negotiate (HTTP/1.1 to the proxy)",
+                            ))
+                        }
+                        Some(step) => authorization = Some(step.authorization),
                         None => return Err(err),
                     }
                 }
@@ -572,6 +641,15 @@ where
     }
 }
 
+/// The most `CONNECT`s one tunnel's authentication may take.
+const MAX_AUTH_ROUNDS: usize = 4;
+
+/// Whether a connection can carry the next step of a handshake.
+enum Kept {
+    Yes,
+    No,
+}
+
 /// A proxy reached, before its TLS.
 enum Reached<T> {
     Dialed(T),
@@ -608,47 +686,6 @@ fn h2_error(e: hyper::Error) -> Error {
     Error::new(kind, Some(Phase::ProxyConnect))
         .with_detail(detail)
         .with_source(e)
-}
-
-/// The Digest answer to a 407, when the proxy offers a challenge this
-/// client can answer and credentials are set.
-fn digest_answer(
-    err: &Error,
-    proxy: &Proxy,
-    target: &Authority,
-) -> Result<Option<HeaderValue>, Error> {
-    let (Some(response), Some(creds)) = (err.proxy_response(), proxy.credentials()) else {
-        return Ok(None);
-    };
-    if err.kind() != ErrorKind::ProxyAuthRequired {
-        return Ok(None);
-    }
-    let challenges: Vec<_> = response
-        .challenges()
-        .flat_map(digest::parse_challenges)
-        .collect();
-    let Some(challenge) = digest::choose(&challenges) else {
-        return Ok(None);
-    };
-    let cnonce = digest::new_cnonce().map_err(|e| {
-        Error::new(ErrorKind::Io, Some(Phase::ProxyConnect))
-            .with_detail(format!("no randomness for the Digest cnonce: {e}"))
-    })?;
-    digest::authorization(
-        &challenge,
-        &creds.user,
-        &creds.password,
-        "CONNECT",
-        target.as_str(),
-        &cnonce,
-        1,
-    )
-    .map(Some)
-    .map_err(|e| {
-        Error::new(ErrorKind::ProxyMalformed, Some(Phase::ProxyConnect))
-            .with_detail("its Digest challenge cannot be answered")
-            .with_source(e)
-    })
 }
 
 fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {

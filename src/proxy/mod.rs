@@ -78,6 +78,7 @@
 
 mod connect;
 pub mod future;
+mod handshake;
 mod layer;
 mod pool;
 pub(crate) mod protocol;

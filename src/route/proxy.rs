@@ -467,6 +467,15 @@ impl Proxy {
         }
     }
 
+    /// The Basic `Proxy-Authorization` of the credentials, whatever the
+    /// mode: the answer to a Basic challenge.
+    pub(crate) fn basic(&self) -> Option<&HeaderValue> {
+        match &self.auth {
+            Auth::Credentials { basic, .. } => Some(basic),
+            _ => None,
+        }
+    }
+
     pub(crate) fn auth(&self) -> &Auth {
         &self.auth
     }

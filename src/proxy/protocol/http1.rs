@@ -1,5 +1,7 @@
-//! The HTTP/1.1 `CONNECT` exchange: the request bytes and a bounded,
-//! incremental parser for the proxy's answer.
+//! The HTTP/1.1 `CONNECT` exchange: the request bytes, a bounded,
+//! incremental parser for the proxy's answer, and a bounded reader for the
+//! body of a refusal, so a connection-bound handshake (NTLM, Negotiate) can
+//! send its next step on the same connection.
 
 use std::time::Instant;
 
@@ -63,8 +65,8 @@ pub(crate) enum Reply {
     Interim(usize),
     /// A 2xx: the tunnel is open after `len` bytes of head.
     Established(usize, ProxyResponse),
-    /// Anything else.
-    Refused(ProxyResponse),
+    /// Anything else, after `len` bytes of head (its body, if any, follows).
+    Refused(usize, ProxyResponse),
 }
 
 /// Why the answer could not be parsed.
@@ -115,9 +117,10 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<Reply>, ParseError> {
         )));
     }
     let reason = res.reason.map(str::to_owned);
-    Ok(Some(Reply::Refused(ProxyResponse::new(
-        status, reason, map,
-    ))))
+    Ok(Some(Reply::Refused(
+        len,
+        ProxyResponse::new(status, reason, map),
+    )))
 }
 
 fn classify_bad_start(buf: &[u8]) -> ParseError {
@@ -161,12 +164,61 @@ pub(crate) struct Established {
 }
 
 /// Sends `request` and reads the answer, reading at most `max_head` bytes
-/// of response head (interim responses included).
+/// of response head (interim responses included). A refusal is an error
+/// that keeps the proxy's answer ([`Error::proxy_response`]).
 pub(crate) async fn exchange<T>(
     io: &mut T,
     request: Vec<u8>,
     max_head: usize,
 ) -> Result<Established, Error>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    match exchange_answer(io, request, max_head).await? {
+        Answer::Established(established) => Ok(established),
+        Answer::Refused(refused) => Err(refused.into_error()),
+    }
+}
+
+/// The final answer to a `CONNECT`.
+pub(crate) enum Answer {
+    /// A 2xx: the tunnel is open.
+    Established(Established),
+    /// Anything else, with the bytes read past its head.
+    Refused(Refused),
+}
+
+// The connection-bound handshake in `connect.rs` reads `buf` and `pos`.
+#[allow(dead_code)]
+/// A refusal, and what was read with it: `buf[pos..]` are the bytes after
+/// its head, the start of its body ([`read_refusal_body`] reads the rest,
+/// so a handshake can go on on the same connection).
+pub(crate) struct Refused {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) pos: usize,
+    pub(crate) response: ProxyResponse,
+}
+
+impl Refused {
+    /// `ProxyAuthRequired` for a 407, `ProxyRefused` for anything else,
+    /// with the answer.
+    pub(crate) fn into_error(self) -> Error {
+        let kind = if self.response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            ErrorKind::ProxyAuthRequired
+        } else {
+            ErrorKind::ProxyRefused
+        };
+        Error::new(kind, Some(Phase::ProxyConnect)).with_response(self.response)
+    }
+}
+
+/// As [`exchange`], but a refusal is an answer, with the bytes read past its
+/// head, so the connection can carry the next step of a handshake.
+pub(crate) async fn exchange_answer<T>(
+    io: &mut T,
+    request: Vec<u8>,
+    max_head: usize,
+) -> Result<Answer, Error>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
@@ -206,23 +258,22 @@ where
         match parse_reply(&buf[pos..]) {
             Ok(Some(Reply::Established(len, response))) => {
                 tracing::trace!(elapsed = ?started.elapsed(), "proxy opened the tunnel");
-                return Ok(Established {
+                return Ok(Answer::Established(Established {
                     buf,
                     pos: pos + len,
                     response,
-                });
+                }));
             }
             Ok(Some(Reply::Interim(len))) => {
                 pos += len;
                 continue;
             }
-            Ok(Some(Reply::Refused(response))) => {
-                let kind = if response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
-                    ErrorKind::ProxyAuthRequired
-                } else {
-                    ErrorKind::ProxyRefused
-                };
-                return Err(fail(kind).with_response(response));
+            Ok(Some(Reply::Refused(len, response))) => {
+                return Ok(Answer::Refused(Refused {
+                    buf,
+                    pos: pos + len,
+                    response,
+                }));
             }
             Ok(None) => {}
             Err(ParseError::TooManyHeaders) => {
@@ -266,6 +317,393 @@ where
         }
         received += n;
     }
+}
+
+// The connection-bound handshake in `connect.rs` calls this.
+#[allow(dead_code)]
+/// The most body (framing included) of a refused answer that is read to
+/// keep its connection.
+pub(crate) const MAX_REFUSAL_BODY: usize = 64 * 1024;
+
+/// How a response's body ends (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body: `204`, `304` (1xx and a `2xx` to `CONNECT` never get here).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Neither: the body ends when the proxy closes the connection.
+    UntilClose,
+}
+
+/// Why the body of a refusal could not be read to its end. Holds no byte
+/// of the body.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The body (framing included) is longer than the cap.
+    TooLarge(usize),
+    /// Bad `Content-Length`, `Transfer-Encoding` or chunk framing.
+    Malformed(&'static str),
+    /// No `Content-Length` and no chunked coding: the body ends only when
+    /// the proxy closes, so the connection cannot carry another request.
+    NotDelimited,
+    /// The proxy closed the connection before the body's end.
+    Truncated,
+    /// Reading failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(max) => write!(f, "its refusal's body is more than {max} bytes"),
+            BodyError::Malformed(what) => write!(f, "its refusal's body is malformed: {what}"),
+            BodyError::NotDelimited => f.write_str(
+                "its refusal's body has no Content-Length or chunked coding, so the connection ends with it",
+            ),
+            BodyError::Truncated => f.write_str("it closed the connection in the middle of its refusal's body"),
+            BodyError::Io(_) => f.write_str("reading its refusal's body failed"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BodyError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl BodyError {
+    #[allow(dead_code)] // Called by the handshake in `connect.rs`.
+    /// As the crate's error, in the `CONNECT` phase, with the kinds the
+    /// answer's head uses for the same faults.
+    pub(crate) fn into_error(self) -> Error {
+        let kind = match &self {
+            BodyError::TooLarge(_) => ErrorKind::ProxyHeadersTooLarge,
+            BodyError::Malformed(_) | BodyError::NotDelimited => ErrorKind::ProxyMalformed,
+            BodyError::Truncated => ErrorKind::ProxyTruncated,
+            BodyError::Io(e) => match e.kind() {
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof => ErrorKind::ProxyTruncated,
+                _ => ErrorKind::Io,
+            },
+        };
+        let err = Error::new(kind, Some(Phase::ProxyConnect)).with_detail(self.to_string());
+        match self {
+            BodyError::Io(e) => err.with_source(e),
+            _ => err,
+        }
+    }
+}
+
+// The connection-bound handshake in `connect.rs` calls this.
+#[allow(dead_code)]
+/// How the body of `response` ends.
+///
+/// # Errors
+///
+/// [`BodyError::Malformed`] for a `Content-Length` that is not a number,
+/// several that disagree, or one beside `Transfer-Encoding` (RFC 9112 §6.3
+/// says to treat that as an error: a sign of response smuggling).
+pub(crate) fn framing(response: &ProxyResponse) -> Result<Framing, BodyError> {
+    let status = response.status();
+    if status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational()
+    {
+        return Ok(Framing::Empty);
+    }
+    let headers = response.headers();
+    let mut length: Option<u64> = None;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        // RFC 9110 §8.6: a list of equal values is that value.
+        let text = value
+            .to_str()
+            .map_err(|_| BodyError::Malformed("Content-Length is not a number"))?;
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(BodyError::Malformed("Content-Length is not a number"));
+            }
+            let n: u64 = part
+                .parse()
+                .map_err(|_| BodyError::Malformed("Content-Length is not a number"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(BodyError::Malformed("Content-Length values disagree"));
+            }
+            length = Some(n);
+        }
+    }
+    let mut codings = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .peekable();
+    if codings.peek().is_some() {
+        if length.is_some() {
+            return Err(BodyError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        // RFC 9112 §6.3: chunked last delimits the body; any other last
+        // coding of a response runs to the close.
+        return Ok(match codings.last() {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+            _ => Framing::UntilClose,
+        });
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+// The connection-bound handshake in `connect.rs` calls this.
+#[allow(dead_code)]
+/// Whether the proxy said it closes the connection after this answer
+/// (`Connection: close`, or the older `Proxy-Connection: close`). An
+/// HTTP/1.0 answer without `keep-alive` closes too; the head's version
+/// tells that, which `ProxyResponse` does not keep.
+pub(crate) fn closes(response: &ProxyResponse) -> bool {
+    [
+        http::header::CONNECTION,
+        HeaderName::from_static("proxy-connection"),
+    ]
+    .iter()
+    .flat_map(|name| response.headers().get_all(name))
+    .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+// The connection-bound handshake in `connect.rs` calls this.
+#[allow(dead_code)]
+/// The end of a refusal's body.
+#[derive(Debug)]
+pub(crate) struct Drained {
+    /// Bytes read past the body's end. A proxy waits for the next request
+    /// before it answers, so anything here is out of place.
+    pub(crate) leftover: Vec<u8>,
+    /// Bytes of body read, framing included.
+    pub(crate) read: usize,
+    /// See [`closes`].
+    pub(crate) close: bool,
+}
+
+// The connection-bound handshake in `connect.rs` calls this.
+#[allow(dead_code)]
+/// Reads the body of the refusal `response` to its end and throws it
+/// away, so the next request can go on the same connection. `buffered` are
+/// the bytes that came after the head; at most `max` bytes of body
+/// (framing included) are read. Wrap it in the phase's timeout: it reads
+/// until the body ends.
+///
+/// # Errors
+///
+/// [`BodyError::NotDelimited`] when only a close ends the body (the
+/// connection cannot be kept), [`BodyError::TooLarge`] past `max`,
+/// [`BodyError::Truncated`] at an early end of stream, and the errors of
+/// [`framing`] and of the chunked coding.
+pub(crate) async fn read_refusal_body<T>(
+    io: &mut T,
+    response: &ProxyResponse,
+    buffered: &[u8],
+    max: usize,
+) -> Result<Drained, BodyError>
+where
+    T: hyper::rt::Read + Unpin,
+{
+    let mut body = match framing(response)? {
+        Framing::Empty => BodyState::Length(0),
+        Framing::Length(n) if n > max as u64 => return Err(BodyError::TooLarge(max)),
+        Framing::Length(n) => BodyState::Length(n),
+        Framing::Chunked => BodyState::Chunked(Chunked::default()),
+        Framing::UntilClose => return Err(BodyError::NotDelimited),
+    };
+    let close = closes(response);
+    let mut read = 0usize;
+    let (n, done) = body.feed(buffered)?;
+    read += n;
+    if done {
+        return Ok(Drained {
+            leftover: buffered[n..].to_vec(),
+            read,
+            close,
+        });
+    }
+    let mut io = TokioIo::new(io);
+    let mut scratch = vec![0u8; READ_BUFFER * 8];
+    loop {
+        if read > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        // A known length is read exactly, so nothing past it is taken.
+        let want = match body {
+            BodyState::Length(rest) => scratch
+                .len()
+                .min(usize::try_from(rest).unwrap_or(usize::MAX)),
+            BodyState::Chunked(_) => scratch.len(),
+        };
+        let got = io.read(&mut scratch[..want]).await.map_err(BodyError::Io)?;
+        if got == 0 {
+            return Err(BodyError::Truncated);
+        }
+        let (n, done) = body.feed(&scratch[..got])?;
+        read += n;
+        if read > max {
+            return Err(BodyError::TooLarge(max));
+        }
+        if done {
+            return Ok(Drained {
+                leftover: scratch[n..got].to_vec(),
+                read,
+                close,
+            });
+        }
+    }
+}
+
+/// What is left of a body.
+enum BodyState {
+    Length(u64),
+    Chunked(Chunked),
+}
+
+impl BodyState {
+    /// Consumes what of `data` belongs to the body: (bytes consumed, ended).
+    fn feed(&mut self, data: &[u8]) -> Result<(usize, bool), BodyError> {
+        match self {
+            BodyState::Length(rest) => {
+                let n = data.len().min(usize::try_from(*rest).unwrap_or(usize::MAX));
+                *rest -= n as u64;
+                Ok((n, *rest == 0))
+            }
+            BodyState::Chunked(c) => {
+                let n = c.feed(data)?;
+                Ok((n, c.is_done()))
+            }
+        }
+    }
+}
+
+/// An incremental parser of the chunked coding (RFC 9112 §7.1) that
+/// throws the data away. Lines may end in CRLF or a bare LF, as curl reads
+/// them; extensions and trailers are skipped.
+#[derive(Debug, Default)]
+struct Chunked {
+    state: ChunkState,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum ChunkState {
+    /// Reading a chunk-size line: the size so far, its hex digits, and
+    /// whether the size has ended (whitespace or an extension follows).
+    #[default]
+    SizeStart,
+    Size {
+        size: u64,
+        digits: u8,
+        ended: bool,
+    },
+    /// Chunk data still to skip.
+    Data(u64),
+    /// The CRLF after a chunk's data; `cr` when the CR was seen.
+    DataEnd {
+        cr: bool,
+    },
+    /// Trailer lines after the last chunk; `empty` while the current line
+    /// has no byte yet (an empty line ends the body).
+    Trailer {
+        empty: bool,
+    },
+    Done,
+}
+
+impl Chunked {
+    fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Consumes bytes of `data` up to the end of the body; returns how many.
+    fn feed(&mut self, data: &[u8]) -> Result<usize, BodyError> {
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            match &mut self.state {
+                ChunkState::Done => return Ok(i),
+                ChunkState::SizeStart => match hex(b) {
+                    Some(d) => {
+                        self.state = ChunkState::Size {
+                            size: u64::from(d),
+                            digits: 1,
+                            ended: false,
+                        }
+                    }
+                    None => return Err(BodyError::Malformed("a chunk without a size")),
+                },
+                ChunkState::Size {
+                    size,
+                    digits,
+                    ended,
+                } => match (b, hex(b)) {
+                    (b'\n', _) => {
+                        self.state = match *size {
+                            0 => ChunkState::Trailer { empty: true },
+                            n => ChunkState::Data(n),
+                        }
+                    }
+                    (_, Some(d)) if !*ended => {
+                        // 15 hex digits: sizes below 2^60, far past any cap.
+                        if *digits >= 15 {
+                            return Err(BodyError::Malformed("a chunk size too large"));
+                        }
+                        *size = *size << 4 | u64::from(d);
+                        *digits += 1;
+                    }
+                    (b';' | b' ' | b'\t' | b'\r', _) => *ended = true,
+                    // Inside an extension, anything up to the line's end.
+                    _ if *ended => {}
+                    _ => return Err(BodyError::Malformed("an invalid chunk size")),
+                },
+                ChunkState::Data(rest) => {
+                    let n = (data.len() - i).min(usize::try_from(*rest).unwrap_or(usize::MAX));
+                    *rest -= n as u64;
+                    i += n;
+                    if *rest == 0 {
+                        self.state = ChunkState::DataEnd { cr: false };
+                    }
+                    continue;
+                }
+                ChunkState::DataEnd { cr } => match b {
+                    b'\r' if !*cr => *cr = true,
+                    b'\n' => self.state = ChunkState::SizeStart,
+                    _ => return Err(BodyError::Malformed("no line end after a chunk's data")),
+                },
+                ChunkState::Trailer { empty } => match b {
+                    b'\n' if *empty => self.state = ChunkState::Done,
+                    b'\n' => *empty = true,
+                    b'\r' => {}
+                    _ => *empty = false,
+                },
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]
@@ -351,7 +789,7 @@ mod tests {
         let buf = b"HTTP/1.1 407 Proxy Authentication Required\r\n\
             Proxy-Authenticate: Basic realm=\"corp\"\r\n\
             Proxy-Authenticate: Digest realm=\"corp\", nonce=\"abc\"\r\n\r\n<html>";
-        let Some(Reply::Refused(r)) = parse_reply(buf).unwrap() else {
+        let Some(Reply::Refused(_, r)) = parse_reply(buf).unwrap() else {
             panic!("expected refusal")
         };
         assert_eq!(r.status(), StatusCode::PROXY_AUTHENTICATION_REQUIRED);
@@ -374,7 +812,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_reply(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap(),
-            Some(Reply::Refused(r)) if r.status() == StatusCode::SWITCHING_PROTOCOLS
+            Some(Reply::Refused(_, r)) if r.status() == StatusCode::SWITCHING_PROTOCOLS
         ));
     }
 
@@ -412,5 +850,337 @@ mod tests {
         }
         buf.extend_from_slice(b"\r\n");
         assert_eq!(parse_reply(&buf).unwrap_err(), ParseError::TooManyHeaders);
+    }
+
+    // --- the body of a refusal ------------------------------------------------------
+
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_util::FutureExt as _;
+
+    /// A stream that is always ready: each read returns (part of) the next
+    /// chunk, then end of stream; an `Err` chunk fails that read.
+    struct Scripted {
+        chunks: VecDeque<Result<Vec<u8>, std::io::ErrorKind>>,
+        reads: usize,
+    }
+
+    impl Scripted {
+        fn new(chunks: &[&[u8]]) -> Self {
+            Scripted {
+                chunks: chunks.iter().map(|c| Ok(c.to_vec())).collect(),
+                reads: 0,
+            }
+        }
+    }
+
+    impl hyper::rt::Read for Scripted {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            mut buf: hyper::rt::ReadBufCursor<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = self.get_mut();
+            this.reads += 1;
+            match this.chunks.front_mut() {
+                Some(Ok(chunk)) => {
+                    let n = chunk.len().min(buf.remaining());
+                    buf.put_slice(&chunk[..n]);
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        this.chunks.pop_front();
+                    }
+                }
+                Some(Err(kind)) => {
+                    let kind = *kind;
+                    this.chunks.pop_front();
+                    return Poll::Ready(Err(kind.into()));
+                }
+                None => {}
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl hyper::rt::Write for Scripted {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn refusal_keeps_the_bytes_after_its_head() {
+        let mut io = Scripted::new(&[
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 407 Proxy Authentication Required\r\n",
+            b"Proxy-Authenticate: NTLM\r\nContent-Length: 4\r\n\r\nab",
+            b"cd",
+        ]);
+        let request = b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n".to_vec();
+        let Answer::Refused(r) = exchange_answer(&mut io, request, 16384)
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+        else {
+            panic!("expected a refusal")
+        };
+        assert_eq!(&r.buf[r.pos..], b"ab");
+        let d = read_refusal_body(&mut io, &r.response, &r.buf[r.pos..], MAX_REFUSAL_BODY)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.read, d.leftover.len()), (4, 0));
+        assert!(io.chunks.is_empty());
+        let err = r.into_error();
+        assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired);
+        assert_eq!(
+            err.status(),
+            Some(StatusCode::PROXY_AUTHENTICATION_REQUIRED)
+        );
+    }
+
+    /// The refusal whose head is `head` (status line and headers, no
+    /// blank line).
+    fn refusal(head: &str) -> ProxyResponse {
+        let text = format!("{head}\r\n\r\n");
+        match parse_reply(text.as_bytes()).unwrap() {
+            Some(Reply::Refused(n, r)) => {
+                assert_eq!(n, text.len());
+                r
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn drain(head: &str, buffered: &[u8], reads: &[&[u8]]) -> Result<Drained, BodyError> {
+        drain_max(head, buffered, reads, MAX_REFUSAL_BODY)
+    }
+
+    fn drain_max(
+        head: &str,
+        buffered: &[u8],
+        reads: &[&[u8]],
+        max: usize,
+    ) -> Result<Drained, BodyError> {
+        let mut io = Scripted::new(reads);
+        read_refusal_body(&mut io, &refusal(head), buffered, max)
+            .now_or_never()
+            .expect("every read is ready")
+    }
+
+    const NTLM_407: &str = "HTTP/1.1 407 Proxy Authentication Required\r\n\
+        Proxy-Authenticate: NTLM TlRMTVNTUAACAAAA";
+
+    #[test]
+    fn content_length_buffered_split_and_leftover() {
+        let head = format!("{NTLM_407}\r\nContent-Length: 10");
+        let d = drain(&head, b"0123456789", &[]).unwrap();
+        assert_eq!(
+            (d.read, d.leftover.as_slice(), d.close),
+            (10, &b""[..], false)
+        );
+        let d = drain(&head, b"0123", &[b"45", b"6789"]).unwrap();
+        assert_eq!((d.read, d.leftover.len()), (10, 0));
+        // Bytes past the end are handed back, never dropped.
+        let d = drain(&head, b"0123456789HTTP", &[]).unwrap();
+        assert_eq!(d.leftover, b"HTTP");
+        // A known length is read exactly: the next read is not touched.
+        let mut io = Scripted::new(&[b"456789", b"NEXT"]);
+        let d = read_refusal_body(&mut io, &refusal(&head), b"0123", MAX_REFUSAL_BODY)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert!(d.leftover.is_empty());
+        assert_eq!(io.chunks.len(), 1);
+    }
+
+    #[test]
+    fn no_body() {
+        for head in [
+            format!("{NTLM_407}\r\nContent-Length: 0"),
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 99".to_owned(),
+        ] {
+            let d = drain(&head, b"", &[b"never read"]).unwrap();
+            assert_eq!(d.read, 0, "{head}");
+        }
+    }
+
+    const CHUNKED_BODY: &[u8] = b"1a;name=\"v\"\r\n<html>access denied</html>\r\n\
+        5\r\n12345\r\nA \r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n";
+
+    #[test]
+    fn chunked_at_every_split() {
+        let head = format!("{NTLM_407}\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive");
+        for cut in 0..=CHUNKED_BODY.len() {
+            let (buffered, rest) = CHUNKED_BODY.split_at(cut);
+            let reads: Vec<&[u8]> = rest.chunks(3).collect();
+            let d = drain(&head, buffered, &reads).unwrap();
+            assert_eq!(d.read, CHUNKED_BODY.len(), "cut at {cut}");
+            assert!(d.leftover.is_empty() && !d.close);
+        }
+        let mut more = CHUNKED_BODY.to_vec();
+        more.extend_from_slice(b"EXTRA");
+        assert_eq!(drain(&head, &more, &[]).unwrap().leftover, b"EXTRA");
+    }
+
+    #[test]
+    fn chunked_lenient_forms() {
+        let head = format!("{NTLM_407}\r\nTransfer-Encoding: gzip, Chunked");
+        // Bare LF line ends, uppercase hex, no trailer.
+        let body = b"A\n0123456789\n0\n\n";
+        assert_eq!(drain(&head, body, &[]).unwrap().read, body.len());
+        // Transfer-Encoding split over two headers: chunked is the last.
+        let head = format!("{NTLM_407}\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked");
+        assert_eq!(drain(&head, b"0\r\n\r\n", &[]).unwrap().read, 5);
+    }
+
+    #[test]
+    fn chunked_malformed() {
+        let head = format!("{NTLM_407}\r\nTransfer-Encoding: chunked");
+        for (body, why) in [
+            (&b"\r\n"[..], "a chunk without a size"),
+            (b"zz\r\n", "a chunk without a size"),
+            (b"1x\r\n", "an invalid chunk size"),
+            (b"1\r\nab\r\n", "no line end after a chunk's data"),
+            (b"1000000000000000\r\n", "a chunk size too large"),
+        ] {
+            match drain(&head, body, &[]) {
+                Err(BodyError::Malformed(what)) => assert_eq!(what, why, "{body:?}"),
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn caps() {
+        let head = format!("{NTLM_407}\r\nContent-Length: 65537");
+        assert!(matches!(
+            drain(&head, b"", &[]),
+            Err(BodyError::TooLarge(65536))
+        ));
+        let head = format!("{NTLM_407}\r\nContent-Length: 100");
+        assert!(matches!(
+            drain_max(&head, b"", &[&[b'x'; 100]], 99),
+            Err(BodyError::TooLarge(99))
+        ));
+        assert!(drain_max(&head, b"", &[&[b'x'; 100]], 100).is_ok());
+        // An endless chunked body stops at the cap, read by read.
+        let head = format!("{NTLM_407}\r\nTransfer-Encoding: chunked");
+        let chunk = b"ffff\r\n"
+            .iter()
+            .chain([b'x'; 4096].iter())
+            .copied()
+            .collect::<Vec<_>>();
+        let reads: Vec<&[u8]> = std::iter::repeat_n(chunk.as_slice(), 100).collect();
+        let mut io = Scripted::new(&reads);
+        let r = read_refusal_body(&mut io, &refusal(&head), b"", 10_000)
+            .now_or_never()
+            .unwrap();
+        assert!(matches!(r, Err(BodyError::TooLarge(10_000))), "{r:?}");
+        assert!(io.reads <= 4, "{} reads", io.reads);
+    }
+
+    #[test]
+    fn framing_rules() {
+        let f = |extra: &str| framing(&refusal(&format!("{NTLM_407}{extra}")));
+        assert_eq!(f("").unwrap(), Framing::UntilClose);
+        assert_eq!(f("\r\nContent-Length: 5, 5").unwrap(), Framing::Length(5));
+        assert_eq!(
+            f("\r\nContent-Length: 5\r\nContent-Length: 5").unwrap(),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            f("\r\nTransfer-Encoding: gzip").unwrap(),
+            Framing::UntilClose
+        );
+        for bad in [
+            "\r\nContent-Length: 5, 6",
+            "\r\nContent-Length: -1",
+            "\r\nContent-Length: +5",
+            "\r\nContent-Length: ",
+            "\r\nContent-Length: 99999999999999999999999",
+            "\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+        ] {
+            assert!(matches!(f(bad), Err(BodyError::Malformed(_))), "{bad:?}");
+        }
+        assert!(matches!(
+            drain(NTLM_407, b"abc", &[]),
+            Err(BodyError::NotDelimited)
+        ));
+    }
+
+    #[test]
+    fn close_is_reported() {
+        for (extra, close) in [
+            ("\r\nConnection: close", true),
+            ("\r\nConnection: keep-alive, Close", true),
+            ("\r\nProxy-Connection: close", true),
+            ("\r\nConnection: keep-alive", false),
+            ("", false),
+        ] {
+            let head = format!("{NTLM_407}\r\nContent-Length: 1{extra}");
+            assert_eq!(drain(&head, b"x", &[]).unwrap().close, close, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn early_end_and_io_errors() {
+        let head = format!("{NTLM_407}\r\nContent-Length: 10");
+        assert!(matches!(
+            drain(&head, b"0123", &[b"45"]),
+            Err(BodyError::Truncated)
+        ));
+        let mut io = Scripted::new(&[b"45"]);
+        io.chunks
+            .push_back(Err(std::io::ErrorKind::ConnectionReset));
+        let r = read_refusal_body(&mut io, &refusal(&head), b"", MAX_REFUSAL_BODY)
+            .now_or_never()
+            .unwrap();
+        let err = r.unwrap_err();
+        assert!(matches!(err, BodyError::Io(_)));
+        let err = err.into_error();
+        assert_eq!(err.kind(), ErrorKind::ProxyTruncated);
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(
+            BodyError::TooLarge(65536).into_error().kind(),
+            ErrorKind::ProxyHeadersTooLarge
+        );
+        assert_eq!(
+            BodyError::NotDelimited.into_error().kind(),
+            ErrorKind::ProxyMalformed
+        );
+        assert_eq!(
+            BodyError::Truncated.into_error().kind(),
+            ErrorKind::ProxyTruncated
+        );
+    }
+
+    proptest::proptest! {
+        /// Any bytes as a chunked body, split anywhere: no panic, and a
+        /// body that ends never claims more than it was given.
+        #[test]
+        fn proptest_chunked_any_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cut in 0usize..200,
+        ) {
+            let cut = cut.min(bytes.len());
+            let head = format!("{NTLM_407}\r\nTransfer-Encoding: chunked");
+            if let Ok(d) = drain(&head, &bytes[..cut], &[&bytes[cut..]]) {
+                proptest::prop_assert!(d.read + d.leftover.len() <= bytes.len());
+            }
+        }
     }
 }
