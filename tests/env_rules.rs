@@ -123,6 +123,7 @@ const EAGER: &str = "every variable is validated up front, so a bad value never 
 const PREFIX_ZERO: &str = "`/0` is the whole address family, as CIDR says; curl reads `/0` (and an unparseable prefix) as an exact address";
 
 const CURL_V6_CIDR: &str = "IPv6 ranges match IPv6 targets; curl 7.88 compares IPv6 targets as text, so a v6 range never matches (curl/curl#19828)";
+const NOT_V6: &str = "a bracketed host that is not an IPv6 address is proxied (only `*` bypasses it); curl refuses the URL";
 const BLANK: &str = "a value of only white space counts as unset, like an empty one, so the other case is read; curl takes it as set (an empty bypass list; an unusable proxy)";
 
 const P1: &str = "http://p1:3128";
@@ -232,6 +233,17 @@ fn table_rows() -> Vec<Case> {
         ["https_proxy=http://p1:3128", "no_proxy=fd00::/8"] "https://[2001:db8::1]/" => Via(P1), R::Scheme("https_proxy");
         ["https_proxy=http://p1:3128", "no_proxy=[::1]"] "https://[::1]/" => Direct, R::NoProxy("[::1]");
             curl: Curl::Differs(Seen::P1, BRACKETS);
+
+        // --- no_proxy: IPv6 zone ids (RFC 6874). curl 7.88 keeps the zone apart from the
+        // address (lib/urlapi.c) and matches the address alone, as Go does since
+        // CVE-2025-22870. A name entry never matches inside brackets.
+        ["http_proxy=http://p1:3128", "no_proxy=internal.corp"] "http://[fe80::1%25.internal.corp]:9/" => Via(P1), R::Scheme("http_proxy");
+        ["http_proxy=http://p1:3128", "no_proxy=.corp"] "http://[fe80::1%25.corp]/" => Via(P1), R::Scheme("http_proxy");
+        ["http_proxy=http://p1:3128", "no_proxy=fe80::1"] "http://[fe80::1%25lo]:9/" => Direct, R::NoProxy("fe80::1");
+        ["http_proxy=http://p1:3128", "no_proxy=fe80::/16"] "http://[fe80::1%25lo]:9/" => Direct, R::NoProxy("fe80::/16");
+            curl: Curl::Differs(Seen::P1, CURL_V6_CIDR);
+        ["http_proxy=http://p1:3128", "no_proxy=internal.corp"] "http://[internal.corp]/" => Via(P1), R::Scheme("http_proxy");
+            curl: Curl::Differs(Seen::Nothing, NOT_V6);
 
         // --- no_proxy: host:port entries ----------------------------------------------------
         ["http_proxy=http://p1:3128", "no_proxy=example.com:8080"] "http://example.com:8080/" => Direct, R::NoProxy("example.com:8080");

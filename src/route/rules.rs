@@ -119,7 +119,7 @@ impl Proxies {
         let host = uri.host().unwrap_or_default();
         let https = uri.scheme() == Some(&Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        if let Some(entry) = self.no_proxy.matching(host, port) {
+        if let Some(entry) = self.no_proxy.matching(host, Some(port)) {
             return Decision::new(None, Rule::NoProxy(entry.to_owned()));
         }
         if let Some(custom) = &self.custom {
