@@ -124,6 +124,8 @@ const PREFIX_ZERO: &str = "`/0` is the whole address family, as CIDR says; curl 
 
 const CURL_V6_CIDR: &str = "IPv6 ranges match IPv6 targets; curl 7.88 compares IPv6 targets as text, so a v6 range never matches (curl/curl#19828)";
 const NOT_V6: &str = "a bracketed host that is not an IPv6 address is proxied (only `*` bypasses it); curl refuses the URL";
+const SCHEME_VARS: &str = "only http, https, ws and wss have a variable of their own; curl reads `<scheme>_proxy` for every scheme (here ftp_proxy)";
+const NO_SCHEME: &str = "a URI without a scheme is not taken as http://, so only all_proxy applies; curl's command line guesses http://";
 const BLANK: &str = "a value of only white space counts as unset, like an empty one, so the other case is read; curl takes it as set (an empty bypass list; an unusable proxy)";
 
 const P1: &str = "http://p1:3128";
@@ -168,6 +170,16 @@ fn table_rows() -> Vec<Case> {
         ["all_proxy=socks5h://p2:3128"] "https://example.com/" => Via("socks5h://p2:3128"), R::All;
         ["http_proxy=http://p1"] "http://example.com/" => Via("http://p1:80"), R::Scheme("http_proxy");
             curl: Curl::NotRun(DEFAULT_PORT);
+
+        // --- other schemes: only all_proxy, as curl (its `<scheme>_proxy` aside) -------------
+        ["http_proxy=http://p1:3128"] "ftp://example.com/" => Direct, R::NoMatch;
+        ["https_proxy=http://p1:3128"] "ftp://example.com/" => Direct, R::NoMatch;
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "ftp://example.com/" => Via(P2), R::All;
+        ["ftp_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "ftp://example.com/" => Via(P2), R::All;
+            curl: Curl::Differs(Seen::P1, SCHEME_VARS);
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128", "no_proxy=example.com:80"] "ftp://example.com/" => Via(P2), R::All;
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "example.com:80" => Via(P2), R::All;
+            curl: Curl::Differs(Seen::P1, NO_SCHEME);
 
         // --- bad proxy URLs: an error naming the variable, never the password ---------------
         ["http_proxy=ftp://u:s3cret@p1:3128"] "http://example.com/" => Fails("http_proxy"), R::None;

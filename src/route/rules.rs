@@ -4,7 +4,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::uri::Scheme;
 use http::{HeaderMap, Uri};
 
 use super::{NoProxy, Proxy};
@@ -20,7 +19,7 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 /// |---|---|
 /// | `http_proxy` | `http://` targets (lowercase only: curl ignores `HTTP_PROXY`, since CGI servers set `HTTP_PROXY` from a request's `Proxy:` header, the "httpoxy" hole) |
 /// | `https_proxy`, else `HTTPS_PROXY` | `https://` targets |
-/// | `all_proxy`, else `ALL_PROXY` | any target the two above do not cover |
+/// | `all_proxy`, else `ALL_PROXY` | any target the two above do not cover, and every other scheme (`ftp://`, a URI without a scheme) |
 /// | `no_proxy`, else `NO_PROXY` | targets that go direct; see [`NoProxy`] |
 ///
 /// Where both cases are set, lowercase wins. An empty variable counts as
@@ -38,6 +37,11 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 ///   never sends some targets direct unnoticed.
 /// - A proxy URL without a port gets 80 (`http://`) or 443 (`https://`), as
 ///   in Go and reqwest; curl uses 1080 for every scheme. See [`Proxy::new`].
+/// - Only `http://` and `https://` targets have a variable of their own;
+///   curl also reads `ftp_proxy` and the like (`<scheme>_proxy`) for its
+///   other schemes. Such targets get `all_proxy` here.
+/// - A URI without a scheme is not taken as `http://`: only `all_proxy`
+///   applies to it. curl's command line guesses `http://`.
 /// - The bypass list has a few extensions; see [`NoProxy`].
 ///
 /// # Example
@@ -112,14 +116,22 @@ impl Proxies {
     }
 
     /// Which way `uri` goes, and which rule said so.
+    ///
+    /// The bypass list is checked first, with the target's port: the one
+    /// in the URI, else 80 for `http://` and 443 for `https://` (a target
+    /// of another scheme without a port matches only entries without
+    /// one). Then the custom matcher, then the proxy for the target's
+    /// scheme: `http://` targets get the `http` proxy and `https://`
+    /// targets the `https` proxy; any other target (`ftp://`, or a URI
+    /// without a scheme) gets only the proxy for all schemes, as in curl.
     pub fn decide(&self, uri: &Uri) -> Decision {
         if self.is_empty() {
             return Decision::new(None, Rule::NoProxyConfigured);
         }
+        let scheme = TargetScheme::of(uri);
         let host = uri.host().unwrap_or_default();
-        let https = uri.scheme() == Some(&Scheme::HTTPS);
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        if let Some(entry) = self.no_proxy.matching(host, Some(port)) {
+        let port = uri.port_u16().or(scheme.default_port());
+        if let Some(entry) = self.no_proxy.matching(host, port) {
             return Decision::new(None, Rule::NoProxy(entry.to_owned()));
         }
         if let Some(custom) = &self.custom {
@@ -127,18 +139,46 @@ impl Proxies {
                 return Decision::new(Some(Arc::new(proxy)), Rule::Custom);
             }
         }
-        let (scheme_proxy, var) = if https {
-            (&self.https, "https_proxy")
-        } else {
-            (&self.http, "http_proxy")
+        let scheme_proxy = match scheme {
+            TargetScheme::Http => self.http.as_ref().map(|p| (p, "http_proxy")),
+            TargetScheme::Https => self.https.as_ref().map(|p| (p, "https_proxy")),
+            TargetScheme::Other => None,
         };
-        if let Some(p) = scheme_proxy {
+        if let Some((p, var)) = scheme_proxy {
             return Decision::new(Some(p.clone()), Rule::Scheme(var));
         }
         if let Some(p) = &self.all {
             return Decision::new(Some(p.clone()), Rule::All);
         }
         Decision::new(None, Rule::NoMatch)
+    }
+}
+
+/// The target schemes the rules tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetScheme {
+    Http,
+    Https,
+    /// Any other scheme, or none.
+    Other,
+}
+
+impl TargetScheme {
+    fn of(uri: &Uri) -> Self {
+        match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => TargetScheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => TargetScheme::Https,
+            _ => TargetScheme::Other,
+        }
+    }
+
+    /// The port a URI of this scheme means when it names none.
+    fn default_port(self) -> Option<u16> {
+        match self {
+            TargetScheme::Http => Some(80),
+            TargetScheme::Https => Some(443),
+            TargetScheme::Other => None,
+        }
     }
 }
 
@@ -253,5 +293,63 @@ impl fmt::Display for Rule {
             Rule::All => f.write_str("the proxy for all schemes (all_proxy)"),
             Rule::NoMatch => f.write_str("no proxy is set for this scheme"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(proxies: &Proxies, uri: &str) -> (Option<String>, Rule) {
+        let d = proxies.decide(&uri.parse().unwrap());
+        (d.proxy().map(ToString::to_string), d.rule().clone())
+    }
+
+    #[test]
+    fn each_scheme_gets_its_own_proxy() {
+        let proxies = Proxies::new()
+            .with_http(Proxy::new("http://h:1").unwrap())
+            .with_https(Proxy::new("http://s:1").unwrap())
+            .with_all(Proxy::new("http://a:1").unwrap());
+        let via = |p: &str, r: Rule| (Some(p.to_owned()), r);
+        assert_eq!(
+            decide(&proxies, "http://x/"),
+            via("http://h:1", Rule::Scheme("http_proxy"))
+        );
+        assert_eq!(
+            decide(&proxies, "HTTP://x/"),
+            via("http://h:1", Rule::Scheme("http_proxy"))
+        );
+        assert_eq!(
+            decide(&proxies, "https://x/"),
+            via("http://s:1", Rule::Scheme("https_proxy"))
+        );
+        // Not http: only the proxy for all schemes, as curl.
+        assert_eq!(decide(&proxies, "ftp://x/"), via("http://a:1", Rule::All));
+        assert_eq!(decide(&proxies, "x:80"), via("http://a:1", Rule::All));
+        assert_eq!(
+            decide(&proxies, "gopher://x:70/"),
+            via("http://a:1", Rule::All)
+        );
+
+        let http_only = Proxies::new().with_http(Proxy::new("http://h:1").unwrap());
+        assert_eq!(decide(&http_only, "ftp://x/"), (None, Rule::NoMatch));
+        assert_eq!(decide(&http_only, "x:80"), (None, Rule::NoMatch));
+    }
+
+    #[test]
+    fn default_ports_per_scheme() {
+        let proxies = Proxies::new()
+            .with_all(Proxy::new("http://a:1").unwrap())
+            .with_no_proxy(NoProxy::parse("web:80, tls:443"));
+        let direct = |uri: &str| decide(&proxies, uri).0.is_none();
+        assert!(direct("http://web/"));
+        assert!(direct("https://tls/"));
+        assert!(!direct("https://web/"));
+        assert!(!direct("http://tls/"));
+        // No default port: a port entry cannot match.
+        assert!(!direct("ftp://web/"));
+        assert!(!direct("gopher://tls/"));
+        assert!(direct("ftp://web:80/"));
     }
 }
