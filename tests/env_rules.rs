@@ -126,6 +126,7 @@ const CURL_V6_CIDR: &str = "IPv6 ranges match IPv6 targets; curl 7.88 compares I
 const NOT_V6: &str = "a bracketed host that is not an IPv6 address is proxied (only `*` bypasses it); curl refuses the URL";
 const SCHEME_VARS: &str = "only http, https, ws and wss have a variable of their own; curl reads `<scheme>_proxy` for every scheme (here ftp_proxy)";
 const NO_SCHEME: &str = "a URI without a scheme is not taken as http://, so only all_proxy applies; curl's command line guesses http://";
+const ZONE_PROXY: &str = "a zone id in a proxy URL is refused, since the base connector is given host:port alone; curl accepts it and dials the link-local address (which fails here too)";
 const BLANK: &str = "a value of only white space counts as unset, like an empty one, so the other case is read; curl takes it as set (an empty bypass list; an unusable proxy)";
 
 const P1: &str = "http://p1:3128";
@@ -185,6 +186,10 @@ fn table_rows() -> Vec<Case> {
         ["http_proxy=ftp://u:s3cret@p1:3128"] "http://example.com/" => Fails("http_proxy"), R::None;
         ["https_proxy=http://u:s3cret@p1:99999"] "https://example.com/" => Fails("https_proxy"), R::None;
         ["ALL_PROXY=gopher://u:s3cret@p1:3128"] "https://example.com/" => Fails("ALL_PROXY"), R::None;
+        ["http_proxy=http://u:s3cret@[56FE::2159:5BBC::6594]:3128"] "http://example.com/" => Fails("http_proxy"), R::None;
+        ["all_proxy=socks5h://[proxy.corp]:1080"] "https://example.com/" => Fails("all_proxy"), R::None;
+        ["http_proxy=http://[fe80::1%25lo]:3128"] "http://example.com/" => Fails("http_proxy"), R::None;
+            curl: Curl::Differs(Seen::Nothing, ZONE_PROXY);
         ["https_proxy=ftp://u:s3cret@p1:3128"] "http://example.com/" => Fails("https_proxy"), R::None;
             curl: Curl::Differs(Seen::Direct, EAGER);
 
