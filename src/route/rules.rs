@@ -118,7 +118,8 @@ impl Proxies {
     /// Which way `uri` goes, and which rule said so.
     ///
     /// The bypass list is checked first, with the target's port: the one
-    /// in the URI, else 80 for `http://` and 443 for `https://` (a target
+    /// in the URI, else 80 for `http://` and `ws://`, 443 for `https://`
+    /// and `wss://` (a target
     /// of another scheme without a port matches only entries without
     /// one). Then the custom matcher, then the proxy for the target's
     /// scheme: `http://` targets get the `http` proxy and `https://`
@@ -142,7 +143,7 @@ impl Proxies {
         let scheme_proxy = match scheme {
             TargetScheme::Http => self.http.as_ref().map(|p| (p, "http_proxy")),
             TargetScheme::Https => self.https.as_ref().map(|p| (p, "https_proxy")),
-            TargetScheme::Other => None,
+            TargetScheme::Ws | TargetScheme::Wss | TargetScheme::Other => None,
         };
         if let Some((p, var)) = scheme_proxy {
             return Decision::new(Some(p.clone()), Rule::Scheme(var));
@@ -159,6 +160,8 @@ impl Proxies {
 enum TargetScheme {
     Http,
     Https,
+    Ws,
+    Wss,
     /// Any other scheme, or none.
     Other,
 }
@@ -168,6 +171,8 @@ impl TargetScheme {
         match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => TargetScheme::Http,
             Some(s) if s.eq_ignore_ascii_case("https") => TargetScheme::Https,
+            Some(s) if s.eq_ignore_ascii_case("ws") => TargetScheme::Ws,
+            Some(s) if s.eq_ignore_ascii_case("wss") => TargetScheme::Wss,
             _ => TargetScheme::Other,
         }
     }
@@ -175,8 +180,8 @@ impl TargetScheme {
     /// The port a URI of this scheme means when it names none.
     fn default_port(self) -> Option<u16> {
         match self {
-            TargetScheme::Http => Some(80),
-            TargetScheme::Https => Some(443),
+            TargetScheme::Http | TargetScheme::Ws => Some(80),
+            TargetScheme::Https | TargetScheme::Wss => Some(443),
             TargetScheme::Other => None,
         }
     }
@@ -351,5 +356,8 @@ mod tests {
         assert!(!direct("ftp://web/"));
         assert!(!direct("gopher://tls/"));
         assert!(direct("ftp://web:80/"));
+        assert!(direct("ws://web/"));
+        assert!(direct("wss://tls/"));
+        assert!(!direct("wss://web/"));
     }
 }
