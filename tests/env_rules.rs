@@ -127,6 +127,8 @@ const NOT_V6: &str = "a bracketed host that is not an IPv6 address is proxied (o
 const SCHEME_VARS: &str = "only http, https, ws and wss have a variable of their own; curl reads `<scheme>_proxy` for every scheme (here ftp_proxy)";
 const NO_SCHEME: &str = "a URI without a scheme is not taken as http://, so only all_proxy applies; curl's command line guesses http://";
 const ZONE_PROXY: &str = "a zone id in a proxy URL is refused, since the base connector is given host:port alone; curl accepts it and dials the link-local address (which fails here too)";
+const CURL_WS: &str =
+    "curl 7.88 has no ws:// support; the row follows curl 8.4's source (lib/url.c, detect_proxy)";
 const BLANK: &str = "a value of only white space counts as unset, like an empty one, so the other case is read; curl takes it as set (an empty bypass list; an unusable proxy)";
 
 const P1: &str = "http://p1:3128";
@@ -181,6 +183,38 @@ fn table_rows() -> Vec<Case> {
         ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128", "no_proxy=example.com:80"] "ftp://example.com/" => Via(P2), R::All;
         ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "example.com:80" => Via(P2), R::All;
             curl: Curl::Differs(Seen::P1, NO_SCHEME);
+
+        // --- WebSocket targets: curl 8.4+ (lib/url.c, detect_proxy; curl/curl#12058) reads
+        // `<scheme>_proxy`, then its uppercase form, then http_proxy (ws) or https_proxy,
+        // HTTPS_PROXY (wss), then all_proxy. curl 7.88 here has no ws:// support.
+        ["ws_proxy=http://p1:3128", "http_proxy=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("ws_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["WS_PROXY=http://p1:3128", "http_proxy=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("ws_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["ws_proxy=http://p1:3128", "WS_PROXY=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("ws_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("http_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["HTTP_PROXY=http://p1:3128"] "ws://example.com/" => Direct, R::NoProxyConfigured;
+            curl: Curl::NotRun(CURL_WS);
+        ["https_proxy=http://p1:3128"] "ws://example.com/" => Direct, R::NoMatch;
+            curl: Curl::NotRun(CURL_WS);
+        ["ws_proxy=http://p1:3128"] "http://example.com/" => Direct, R::NoMatch;
+        ["wss_proxy=http://p1:3128", "https_proxy=http://p2:3128"] "wss://example.com/" => Via(P1), R::Scheme("wss_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["WSS_PROXY=http://p1:3128"] "wss://example.com/" => Via(P1), R::Scheme("wss_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["HTTPS_PROXY=http://p1:3128", "all_proxy=http://p2:3128"] "wss://example.com/" => Via(P1), R::Scheme("https_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "wss://example.com/" => Via(P2), R::All;
+            curl: Curl::NotRun(CURL_WS);
+        ["wss_proxy=http://p1:3128"] "https://example.com/" => Direct, R::NoMatch;
+        ["wss_proxy=http://p1:3128", "no_proxy=example.com"] "wss://www.example.com/" => Direct, R::NoProxy("example.com");
+            curl: Curl::NotRun(CURL_WS);
+        ["ws_proxy=http://p1:3128", "no_proxy=example.com:80"] "ws://example.com/" => Direct, R::NoProxy("example.com:80");
+            curl: Curl::NotRun(CURL_WS);
+        ["wss_proxy=ftp://u:s3cret@p1:3128"] "https://example.com/" => Fails("wss_proxy"), R::None;
+            curl: Curl::Differs(Seen::Direct, EAGER);
 
         // --- bad proxy URLs: an error naming the variable, never the password ---------------
         ["http_proxy=ftp://u:s3cret@p1:3128"] "http://example.com/" => Fails("http_proxy"), R::None;

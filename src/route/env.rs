@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::rules::Slot;
 use super::{NoProxy, Proxies, Proxy};
 use crate::error::Error;
 
@@ -36,14 +37,18 @@ impl Proxies {
         let proxy = |names: &[&'static str]| -> Result<Option<Arc<Proxy>>, Error> {
             match read(names) {
                 None => Ok(None),
-                Some((name, value)) => Proxy::new(&value)
-                    .map(|p| Some(Arc::new(p)))
-                    .map_err(|e| e.with_detail_prefix(name)),
+                Some((name, value)) => parse(name, &value).map(Some),
             }
         };
+        // A rule names the lowercase variable, whichever case was read.
+        let slot = |names: &[&'static str]| -> Result<Option<Slot>, Error> {
+            Ok(proxy(names)?.map(|p| Slot::new(p, names[0])))
+        };
         Ok(Proxies {
-            http: proxy(&["http_proxy"])?,
-            https: proxy(&["https_proxy", "HTTPS_PROXY"])?,
+            http: slot(&["http_proxy"])?,
+            https: slot(&["https_proxy", "HTTPS_PROXY"])?,
+            ws: slot(&["ws_proxy", "WS_PROXY"])?,
+            wss: slot(&["wss_proxy", "WSS_PROXY"])?,
             all: proxy(&["all_proxy", "ALL_PROXY"])?,
             no_proxy: read(&["no_proxy", "NO_PROXY"])
                 .map(|(_, v)| NoProxy::parse(&v))
@@ -51,4 +56,12 @@ impl Proxies {
             ..Proxies::default()
         })
     }
+}
+
+/// The proxy in variable `name`; an error names the variable, never the
+/// value.
+fn parse(name: &str, value: &str) -> Result<Arc<Proxy>, Error> {
+    Proxy::new(value)
+        .map(Arc::new)
+        .map_err(|e| e.with_detail_prefix(name))
 }
