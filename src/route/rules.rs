@@ -35,7 +35,7 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 /// | `no_proxy`, else `NO_PROXY` | targets that go direct; see [`NoProxy`] |
 ///
 /// Where both cases are set, lowercase wins. An empty variable counts as
-/// unset.
+/// unset. [`Proxies::from_grpc_env`] reads gRPC's variables instead.
 ///
 /// `tests/env_rules.rs` checks a table of cases against the real curl
 /// (7.88; the WebSocket rows against curl 8.4's source, `lib/url.c`,
@@ -336,7 +336,8 @@ pub enum Rule {
     Custom,
     /// The proxy for the target's scheme, named by the variable it stands
     /// for: `"http_proxy"`, `"https_proxy"`, `"ws_proxy"` or `"wss_proxy"`
-    /// (whichever case was read). A `ws://` target
+    /// (whichever case was read); for [`Proxies::from_grpc_env`],
+    /// `"grpc_proxy"`, `"https_proxy"` or `"http_proxy"`. A `ws://` target
     /// that falls back to the `http://` proxy names `"http_proxy"`.
     Scheme(&'static str),
     /// The proxy for all schemes.
