@@ -1,5 +1,5 @@
-//! The environment rules (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy` and their
-//! uppercase forms) as a table: one row per case, the expected choice written beside it,
+//! The environment rules (`http_proxy`, `https_proxy`, `ws_proxy`, `wss_proxy`, `all_proxy`,
+//! `no_proxy` and their uppercase forms) as a table: one row per case, the expected choice written beside it,
 //! and a cross-check of every row against the real `curl` on this machine.
 //!
 //! `table` checks the crate alone, through [`Proxies::from_env_with`], so the process
@@ -17,7 +17,9 @@
 //! documented on [`Proxies`] and [`NoProxy`]). Without `curl` on `PATH` it says so and
 //! passes.
 //!
-//! Observed with curl 7.88.1 (Debian 12).
+//! Observed with curl 7.88.1 (Debian 12). That curl has no `ws://` support, so the WebSocket
+//! rows are not run: they follow curl 8.4's source (`lib/url.c`, `detect_proxy`), and are
+//! marked so.
 
 use std::collections::HashMap;
 use std::process::Stdio;

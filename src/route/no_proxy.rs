@@ -12,7 +12,7 @@ use ipnet::IpNet;
 /// |---|---|
 /// | `*` | every target |
 /// | `example.com`, `.example.com`, `*.example.com` | `example.com` and every name under it (not `badexample.com`) |
-/// | `192.168.1.10`, `::1`, `[::1]` | that IP literal |
+/// | `192.168.1.10`, `::1`, `[::1]` | that IP literal (whatever an IPv6 target's zone id) |
 /// | `10.0.0.0/8`, `fd00::/8` | IP literals in the range |
 /// | `example.com:8080`, `[::1]:8443` | that host on that port only |
 ///
@@ -29,7 +29,8 @@ use ipnet::IpNet;
 /// matches anything inside brackets (`internal.corp` does not cover
 /// `[fe80::1%25.internal.corp]`, Go's CVE-2025-22870). A bracketed host
 /// that is not an IPv6 address (`[v1.x]`, `[internal.corp]`) matches only
-/// `*`. curl and Go read zone ids the same way.
+/// `*`. curl (7.88) and Go (since that fix) also match the address
+/// without its zone.
 ///
 /// Entries with a port match only targets whose port is known: written in
 /// the URI, or the default of its scheme (80 for `http` and `ws`, 443 for
@@ -65,6 +66,8 @@ use ipnet::IpNet;
 /// assert!(bypass.matches("127.5.5.5", 80));
 /// assert!(bypass.matches("[::1]", 8443));
 /// assert!(!bypass.matches("[::1]", 443));
+/// assert!(!bypass.matches("[fe80::1%25.corp]", 443)); // an address, not a name
+/// assert!(NoProxy::parse("fe80::1").matches("[fe80::1%25eth0]", 443));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoProxy {
