@@ -69,7 +69,8 @@
 //! [`ProxyConnectLayer`] picks the route per target from [`Proxies`]: a
 //! proxy per scheme, a fallback, a [`NoProxy`] bypass list and a custom
 //! matcher, or the environment read as curl reads it
-//! ([`ProxyConnectLayer::from_env`]).
+//! ([`ProxyConnectLayer::from_env`]) or as gRPC core does
+//! ([`Proxies::from_grpc_env`]).
 //!
 //! | proxy | `https://` target | `http://` target |
 //! |---|---|---|

@@ -1,5 +1,5 @@
-//! The environment rules (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy` and their
-//! uppercase forms) as a table: one row per case, the expected choice written beside it,
+//! The environment rules (`http_proxy`, `https_proxy`, `ws_proxy`, `wss_proxy`, `all_proxy`,
+//! `no_proxy` and their uppercase forms) as a table: one row per case, the expected choice written beside it,
 //! and a cross-check of every row against the real `curl` on this machine.
 //!
 //! `table` checks the crate alone, through [`Proxies::from_env_with`], so the process
@@ -17,7 +17,9 @@
 //! documented on [`Proxies`] and [`NoProxy`]). Without `curl` on `PATH` it says so and
 //! passes.
 //!
-//! Observed with curl 7.88.1 (Debian 12).
+//! Observed with curl 7.88.1 (Debian 12). That curl has no `ws://` support, so the WebSocket
+//! rows are not run: they follow curl 8.4's source (`lib/url.c`, `detect_proxy`), and are
+//! marked so.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -123,6 +125,12 @@ const EAGER: &str = "every variable is validated up front, so a bad value never 
 const PREFIX_ZERO: &str = "`/0` is the whole address family, as CIDR says; curl reads `/0` (and an unparseable prefix) as an exact address";
 
 const CURL_V6_CIDR: &str = "IPv6 ranges match IPv6 targets; curl 7.88 compares IPv6 targets as text, so a v6 range never matches (curl/curl#19828)";
+const NOT_V6: &str = "a bracketed host that is not an IPv6 address is proxied (only `*` bypasses it); curl refuses the URL";
+const SCHEME_VARS: &str = "only http, https, ws and wss have a variable of their own; curl reads `<scheme>_proxy` for every scheme (here ftp_proxy)";
+const NO_SCHEME: &str = "a URI without a scheme is not taken as http://, so only all_proxy applies; curl's command line guesses http://";
+const ZONE_PROXY: &str = "a zone id in a proxy URL is refused, since the base connector is given host:port alone; curl accepts it and dials the link-local address (which fails here too)";
+const CURL_WS: &str =
+    "curl 7.88 has no ws:// support; the row follows curl 8.4's source (lib/url.c, detect_proxy)";
 const BLANK: &str = "a value of only white space counts as unset, like an empty one, so the other case is read; curl takes it as set (an empty bypass list; an unusable proxy)";
 
 const P1: &str = "http://p1:3128";
@@ -168,10 +176,56 @@ fn table_rows() -> Vec<Case> {
         ["http_proxy=http://p1"] "http://example.com/" => Via("http://p1:80"), R::Scheme("http_proxy");
             curl: Curl::NotRun(DEFAULT_PORT);
 
+        // --- other schemes: only all_proxy, as curl (its `<scheme>_proxy` aside) -------------
+        ["http_proxy=http://p1:3128"] "ftp://example.com/" => Direct, R::NoMatch;
+        ["https_proxy=http://p1:3128"] "ftp://example.com/" => Direct, R::NoMatch;
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "ftp://example.com/" => Via(P2), R::All;
+        ["ftp_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "ftp://example.com/" => Via(P2), R::All;
+            curl: Curl::Differs(Seen::P1, SCHEME_VARS);
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128", "no_proxy=example.com:80"] "ftp://example.com/" => Via(P2), R::All;
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "example.com:80" => Via(P2), R::All;
+            curl: Curl::Differs(Seen::P1, NO_SCHEME);
+
+        // --- WebSocket targets: curl 8.4+ (lib/url.c, detect_proxy; curl/curl#12058) reads
+        // `<scheme>_proxy`, then its uppercase form, then http_proxy (ws) or https_proxy,
+        // HTTPS_PROXY (wss), then all_proxy. curl 7.88 here has no ws:// support.
+        ["ws_proxy=http://p1:3128", "http_proxy=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("ws_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["WS_PROXY=http://p1:3128", "http_proxy=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("ws_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["ws_proxy=http://p1:3128", "WS_PROXY=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("ws_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "ws://example.com/" => Via(P1), R::Scheme("http_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["HTTP_PROXY=http://p1:3128"] "ws://example.com/" => Direct, R::NoProxyConfigured;
+            curl: Curl::NotRun(CURL_WS);
+        ["https_proxy=http://p1:3128"] "ws://example.com/" => Direct, R::NoMatch;
+            curl: Curl::NotRun(CURL_WS);
+        ["ws_proxy=http://p1:3128"] "http://example.com/" => Direct, R::NoMatch;
+        ["wss_proxy=http://p1:3128", "https_proxy=http://p2:3128"] "wss://example.com/" => Via(P1), R::Scheme("wss_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["WSS_PROXY=http://p1:3128"] "wss://example.com/" => Via(P1), R::Scheme("wss_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["HTTPS_PROXY=http://p1:3128", "all_proxy=http://p2:3128"] "wss://example.com/" => Via(P1), R::Scheme("https_proxy");
+            curl: Curl::NotRun(CURL_WS);
+        ["http_proxy=http://p1:3128", "all_proxy=http://p2:3128"] "wss://example.com/" => Via(P2), R::All;
+            curl: Curl::NotRun(CURL_WS);
+        ["wss_proxy=http://p1:3128"] "https://example.com/" => Direct, R::NoMatch;
+        ["wss_proxy=http://p1:3128", "no_proxy=example.com"] "wss://www.example.com/" => Direct, R::NoProxy("example.com");
+            curl: Curl::NotRun(CURL_WS);
+        ["ws_proxy=http://p1:3128", "no_proxy=example.com:80"] "ws://example.com/" => Direct, R::NoProxy("example.com:80");
+            curl: Curl::NotRun(CURL_WS);
+        ["wss_proxy=ftp://u:s3cret@p1:3128"] "https://example.com/" => Fails("wss_proxy"), R::None;
+            curl: Curl::Differs(Seen::Direct, EAGER);
+
         // --- bad proxy URLs: an error naming the variable, never the password ---------------
         ["http_proxy=ftp://u:s3cret@p1:3128"] "http://example.com/" => Fails("http_proxy"), R::None;
         ["https_proxy=http://u:s3cret@p1:99999"] "https://example.com/" => Fails("https_proxy"), R::None;
         ["ALL_PROXY=gopher://u:s3cret@p1:3128"] "https://example.com/" => Fails("ALL_PROXY"), R::None;
+        ["http_proxy=http://u:s3cret@[56FE::2159:5BBC::6594]:3128"] "http://example.com/" => Fails("http_proxy"), R::None;
+        ["all_proxy=socks5h://[proxy.corp]:1080"] "https://example.com/" => Fails("all_proxy"), R::None;
+        ["http_proxy=http://[fe80::1%25lo]:3128"] "http://example.com/" => Fails("http_proxy"), R::None;
+            curl: Curl::Differs(Seen::Nothing, ZONE_PROXY);
         ["https_proxy=ftp://u:s3cret@p1:3128"] "http://example.com/" => Fails("https_proxy"), R::None;
             curl: Curl::Differs(Seen::Direct, EAGER);
 
@@ -232,6 +286,17 @@ fn table_rows() -> Vec<Case> {
         ["https_proxy=http://p1:3128", "no_proxy=fd00::/8"] "https://[2001:db8::1]/" => Via(P1), R::Scheme("https_proxy");
         ["https_proxy=http://p1:3128", "no_proxy=[::1]"] "https://[::1]/" => Direct, R::NoProxy("[::1]");
             curl: Curl::Differs(Seen::P1, BRACKETS);
+
+        // --- no_proxy: IPv6 zone ids (RFC 6874). curl 7.88 keeps the zone apart from the
+        // address (lib/urlapi.c) and matches the address alone, as Go does since
+        // CVE-2025-22870. A name entry never matches inside brackets.
+        ["http_proxy=http://p1:3128", "no_proxy=internal.corp"] "http://[fe80::1%25.internal.corp]:9/" => Via(P1), R::Scheme("http_proxy");
+        ["http_proxy=http://p1:3128", "no_proxy=.corp"] "http://[fe80::1%25.corp]/" => Via(P1), R::Scheme("http_proxy");
+        ["http_proxy=http://p1:3128", "no_proxy=fe80::1"] "http://[fe80::1%25lo]:9/" => Direct, R::NoProxy("fe80::1");
+        ["http_proxy=http://p1:3128", "no_proxy=fe80::/16"] "http://[fe80::1%25lo]:9/" => Direct, R::NoProxy("fe80::/16");
+            curl: Curl::Differs(Seen::P1, CURL_V6_CIDR);
+        ["http_proxy=http://p1:3128", "no_proxy=internal.corp"] "http://[internal.corp]/" => Via(P1), R::Scheme("http_proxy");
+            curl: Curl::Differs(Seen::Nothing, NOT_V6);
 
         // --- no_proxy: host:port entries ----------------------------------------------------
         ["http_proxy=http://p1:3128", "no_proxy=example.com:8080"] "http://example.com:8080/" => Direct, R::NoProxy("example.com:8080");

@@ -1,6 +1,7 @@
 //! [`Proxy`]: one proxy's address, credentials and extra headers.
 
 use std::fmt;
+use std::net::Ipv6Addr;
 use std::str::FromStr;
 
 use base64::Engine as _;
@@ -245,10 +246,15 @@ impl Proxy {
     /// port is 80 for `http`, 443 for `https` and 1080 for SOCKS (curl uses
     /// 1080 for every scheme).
     ///
+    /// A bracketed host must be an IPv6 address (`[::1]`). A zone id
+    /// (`[fe80::1%25eth0]`) is refused: the base connector is asked for
+    /// `host:port` alone, which cannot carry it (curl accepts one).
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidProxy`] when the URL does not parse, names
-    /// another scheme, or has a path. The message never repeats the URL,
+    /// another scheme, has a path, or brackets something that is not an
+    /// IPv6 address. The message never repeats the URL,
     /// since it may hold a password.
     pub fn new(url: &str) -> Result<Proxy, Error> {
         let invalid =
@@ -286,6 +292,18 @@ impl Proxy {
         .map_err(|_| invalid("invalid host or port"))?;
         if authority.port_u16().is_none() {
             return Err(invalid("invalid host or port"));
+        }
+        // `http::uri::Authority` takes anything in brackets; RFC 3986 §3.2.2
+        // allows only an IP literal there. A zone id (RFC 6874) cannot
+        // reach the base connector, which is given `host:port` alone.
+        if let Some(literal) = authority.host().strip_prefix('[') {
+            let literal = literal.strip_suffix(']').unwrap_or(literal);
+            if literal.contains('%') {
+                return Err(invalid("an IPv6 zone id is not supported in a proxy URL"));
+            }
+            if literal.parse::<Ipv6Addr>().is_err() {
+                return Err(invalid("invalid IPv6 address"));
+            }
         }
         let mut proxy = Proxy {
             kind,
@@ -637,6 +655,34 @@ mod tests {
             Proxy::new("socks://127.0.0.1").unwrap().kind(),
             ProxyKind::Socks4
         );
+    }
+
+    #[test]
+    fn brackets_hold_an_ipv6_address() {
+        for bad in [
+            "http://[56FE::2159:5BBC::6594]",
+            "http://[56FE::2159:5BBC::6594]:3128",
+            "socks5h://[::1::2]:1080",
+            "http://[127.0.0.1]:3128",
+            "http://[proxy.corp]:3128",
+            "http://[v1.x]:3128",
+            "http://[]:3128",
+            "http://[fe80::1%25eth0]:3128",
+            "http://[fe80::1%eth0]",
+            "[::g]:3128",
+        ] {
+            let err = Proxy::new(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidProxy, "{bad}");
+        }
+        let err = Proxy::new("http://[56FE::2159:5BBC::6594]").unwrap_err();
+        assert_eq!(err.to_string(), "invalid proxy URL: invalid IPv6 address");
+        for good in [
+            "http://[::1]",
+            "http://[56FE::2159:5BBC:6594]:3128",
+            "[::ffff:10.0.0.1]:1",
+        ] {
+            assert!(Proxy::new(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::uri::Scheme;
 use http::{HeaderMap, Uri};
 
 use super::{NoProxy, Proxy};
@@ -14,20 +13,34 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 /// The proxy rules: a proxy per target scheme, a fallback for all, a
 /// bypass list, and an optional custom matcher.
 ///
+/// Which proxy a target gets, by its scheme (the first one set):
+///
+/// | target | proxy |
+/// |---|---|
+/// | `http://` | [`with_http`](Proxies::with_http), else [`with_all`](Proxies::with_all) |
+/// | `https://` | [`with_https`](Proxies::with_https), else `with_all` |
+/// | `ws://` | [`with_ws`](Proxies::with_ws), else `with_http`, else `with_all` |
+/// | `wss://` | [`with_wss`](Proxies::with_wss), else `with_https`, else `with_all` |
+/// | any other scheme (`ftp://`), or none | `with_all` |
+///
 /// [`Proxies::from_env`] reads them from the environment as curl does:
 ///
 /// | variable | used for |
 /// |---|---|
-/// | `http_proxy` | `http://` targets (lowercase only: curl ignores `HTTP_PROXY`, since CGI servers set `HTTP_PROXY` from a request's `Proxy:` header, the "httpoxy" hole) |
-/// | `https_proxy`, else `HTTPS_PROXY` | `https://` targets |
-/// | `all_proxy`, else `ALL_PROXY` | any target the two above do not cover |
+/// | `http_proxy` | `http://` targets, and `ws://` without `ws_proxy` (lowercase only: curl ignores `HTTP_PROXY`, since CGI servers set `HTTP_PROXY` from a request's `Proxy:` header, the "httpoxy" hole) |
+/// | `https_proxy`, else `HTTPS_PROXY` | `https://` targets, and `wss://` without `wss_proxy` |
+/// | `ws_proxy`, else `WS_PROXY` | `ws://` targets (curl 8.4 and later) |
+/// | `wss_proxy`, else `WSS_PROXY` | `wss://` targets (curl 8.4 and later) |
+/// | `all_proxy`, else `ALL_PROXY` | any target the ones above do not cover, and every other scheme (`ftp://`, a URI without a scheme) |
 /// | `no_proxy`, else `NO_PROXY` | targets that go direct; see [`NoProxy`] |
 ///
 /// Where both cases are set, lowercase wins. An empty variable counts as
-/// unset.
+/// unset. [`Proxies::from_grpc_env`] reads gRPC's variables instead.
 ///
 /// `tests/env_rules.rs` checks a table of cases against the real curl
-/// (7.88). Where the crate differs, it does so on purpose:
+/// (7.88; the WebSocket rows against curl 8.4's source, `lib/url.c`,
+/// `detect_proxy`, since 7.88 has no WebSocket support). Where the crate
+/// differs, it does so on purpose:
 ///
 /// - A variable holding only white space counts as unset, like an empty
 ///   one, so the other case is read; curl takes it as set (an empty bypass
@@ -38,6 +51,11 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 ///   never sends some targets direct unnoticed.
 /// - A proxy URL without a port gets 80 (`http://`) or 443 (`https://`), as
 ///   in Go and reqwest; curl uses 1080 for every scheme. See [`Proxy::new`].
+/// - Only `http`, `https`, `ws` and `wss` targets have variables of their
+///   own; curl also reads `ftp_proxy` and the like (`<scheme>_proxy`) for
+///   its other schemes. Such targets get `all_proxy` here.
+/// - A URI without a scheme is not taken as `http://`: only `all_proxy`
+///   applies to it. curl's command line guesses `http://`.
 /// - The bypass list has a few extensions; see [`NoProxy`].
 ///
 /// # Example
@@ -51,6 +69,7 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 ///
 /// let to = |uri: &str| proxies.decide(&uri.parse().unwrap());
 /// assert!(to("https://example.com/").proxy().is_some());
+/// assert!(to("wss://example.com/").proxy().is_some()); // the https proxy
 /// assert!(to("https://db.internal.corp/").proxy().is_none());
 /// assert!(to("https://10.1.2.3/").proxy().is_none());
 /// assert!(to("http://example.com/").proxy().is_none()); // no http proxy set
@@ -58,11 +77,26 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 /// ```
 #[derive(Clone, Default)]
 pub struct Proxies {
-    pub(super) http: Option<Arc<Proxy>>,
-    pub(super) https: Option<Arc<Proxy>>,
+    pub(super) http: Option<Slot>,
+    pub(super) https: Option<Slot>,
+    pub(super) ws: Option<Slot>,
+    pub(super) wss: Option<Slot>,
     pub(super) all: Option<Arc<Proxy>>,
     pub(super) no_proxy: NoProxy,
     pub(super) custom: Option<Matcher>,
+}
+
+/// A proxy for one scheme, and the variable [`Rule::Scheme`] names for it.
+#[derive(Clone, Debug)]
+pub(super) struct Slot {
+    pub(super) proxy: Arc<Proxy>,
+    pub(super) var: &'static str,
+}
+
+impl Slot {
+    pub(super) fn new(proxy: Arc<Proxy>, var: &'static str) -> Self {
+        Slot { proxy, var }
+    }
 }
 
 impl Proxies {
@@ -71,19 +105,35 @@ impl Proxies {
         Self::default()
     }
 
-    /// The proxy for `http://` targets.
+    /// The proxy for `http://` targets (and `ws://` ones, unless
+    /// [`with_ws`](Proxies::with_ws) sets theirs).
     pub fn with_http(mut self, proxy: Proxy) -> Self {
-        self.http = Some(Arc::new(proxy));
+        self.http = Some(Slot::new(Arc::new(proxy), "http_proxy"));
         self
     }
 
-    /// The proxy for `https://` targets.
+    /// The proxy for `https://` targets (and `wss://` ones, unless
+    /// [`with_wss`](Proxies::with_wss) sets theirs).
     pub fn with_https(mut self, proxy: Proxy) -> Self {
-        self.https = Some(Arc::new(proxy));
+        self.https = Some(Slot::new(Arc::new(proxy), "https_proxy"));
         self
     }
 
-    /// The proxy for targets no per-scheme proxy covers.
+    /// The proxy for `ws://` (WebSocket) targets, before the `http://` one.
+    pub fn with_ws(mut self, proxy: Proxy) -> Self {
+        self.ws = Some(Slot::new(Arc::new(proxy), "ws_proxy"));
+        self
+    }
+
+    /// The proxy for `wss://` (WebSocket over TLS) targets, before the
+    /// `https://` one.
+    pub fn with_wss(mut self, proxy: Proxy) -> Self {
+        self.wss = Some(Slot::new(Arc::new(proxy), "wss_proxy"));
+        self
+    }
+
+    /// The proxy for targets no per-scheme proxy covers, and for every
+    /// scheme without one (`ftp://`, or a URI without a scheme).
     pub fn with_all(mut self, proxy: Proxy) -> Self {
         self.all = Some(Arc::new(proxy));
         self
@@ -108,17 +158,28 @@ impl Proxies {
 
     /// Whether no proxy is configured at all.
     pub fn is_empty(&self) -> bool {
-        self.http.is_none() && self.https.is_none() && self.all.is_none() && self.custom.is_none()
+        [&self.http, &self.https, &self.ws, &self.wss]
+            .iter()
+            .all(|slot| slot.is_none())
+            && self.all.is_none()
+            && self.custom.is_none()
     }
 
     /// Which way `uri` goes, and which rule said so.
+    ///
+    /// The bypass list is checked first, with the target's port: the one
+    /// in the URI, else 80 for `http://` and `ws://`, 443 for `https://`
+    /// and `wss://` (a target of another scheme without a port matches only
+    /// entries without one). Then the custom matcher, then the proxy for
+    /// the target's scheme as the table on [`Proxies`] says, then the
+    /// proxy for all schemes.
     pub fn decide(&self, uri: &Uri) -> Decision {
         if self.is_empty() {
             return Decision::new(None, Rule::NoProxyConfigured);
         }
+        let scheme = TargetScheme::of(uri);
         let host = uri.host().unwrap_or_default();
-        let https = uri.scheme() == Some(&Scheme::HTTPS);
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = uri.port_u16().or(scheme.default_port());
         if let Some(entry) = self.no_proxy.matching(host, port) {
             return Decision::new(None, Rule::NoProxy(entry.to_owned()));
         }
@@ -127,18 +188,53 @@ impl Proxies {
                 return Decision::new(Some(Arc::new(proxy)), Rule::Custom);
             }
         }
-        let (scheme_proxy, var) = if https {
-            (&self.https, "https_proxy")
-        } else {
-            (&self.http, "http_proxy")
+        let slots: &[&Option<Slot>] = match scheme {
+            TargetScheme::Http => &[&self.http],
+            TargetScheme::Https => &[&self.https],
+            // curl 8.4+: ws_proxy, else http_proxy; wss_proxy, else https_proxy.
+            TargetScheme::Ws => &[&self.ws, &self.http],
+            TargetScheme::Wss => &[&self.wss, &self.https],
+            TargetScheme::Other => &[],
         };
-        if let Some(p) = scheme_proxy {
-            return Decision::new(Some(p.clone()), Rule::Scheme(var));
+        if let Some(slot) = slots.iter().find_map(|slot| slot.as_ref()) {
+            return Decision::new(Some(slot.proxy.clone()), Rule::Scheme(slot.var));
         }
         if let Some(p) = &self.all {
             return Decision::new(Some(p.clone()), Rule::All);
         }
         Decision::new(None, Rule::NoMatch)
+    }
+}
+
+/// The target schemes the rules tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TargetScheme {
+    Http,
+    Https,
+    Ws,
+    Wss,
+    /// Any other scheme, or none.
+    Other,
+}
+
+impl TargetScheme {
+    fn of(uri: &Uri) -> Self {
+        match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => TargetScheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => TargetScheme::Https,
+            Some(s) if s.eq_ignore_ascii_case("ws") => TargetScheme::Ws,
+            Some(s) if s.eq_ignore_ascii_case("wss") => TargetScheme::Wss,
+            _ => TargetScheme::Other,
+        }
+    }
+
+    /// The port a URI of this scheme means when it names none.
+    fn default_port(self) -> Option<u16> {
+        match self {
+            TargetScheme::Http | TargetScheme::Ws => Some(80),
+            TargetScheme::Https | TargetScheme::Wss => Some(443),
+            TargetScheme::Other => None,
+        }
     }
 }
 
@@ -180,9 +276,12 @@ impl Proxies {
 
 impl fmt::Debug for Proxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proxy = |slot: &Option<Slot>| slot.as_ref().map(|s| s.proxy.clone());
         f.debug_struct("Proxies")
-            .field("http", &self.http)
-            .field("https", &self.https)
+            .field("http", &proxy(&self.http))
+            .field("https", &proxy(&self.https))
+            .field("ws", &proxy(&self.ws))
+            .field("wss", &proxy(&self.wss))
             .field("all", &self.all)
             .field("no_proxy", &self.no_proxy)
             .field("custom", &self.custom.as_ref().map(|_| "Fn(&Uri)"))
@@ -235,7 +334,11 @@ pub enum Rule {
     NoProxy(String),
     /// The custom matcher chose the proxy.
     Custom,
-    /// The proxy for the target's scheme (`"http_proxy"`/`"https_proxy"`).
+    /// The proxy for the target's scheme, named by the variable it stands
+    /// for: `"http_proxy"`, `"https_proxy"`, `"ws_proxy"` or `"wss_proxy"`
+    /// (whichever case was read); for [`Proxies::from_grpc_env`],
+    /// `"grpc_proxy"`, `"https_proxy"` or `"http_proxy"`. A `ws://` target
+    /// that falls back to the `http://` proxy names `"http_proxy"`.
     Scheme(&'static str),
     /// The proxy for all schemes.
     All,
@@ -253,5 +356,99 @@ impl fmt::Display for Rule {
             Rule::All => f.write_str("the proxy for all schemes (all_proxy)"),
             Rule::NoMatch => f.write_str("no proxy is set for this scheme"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(proxies: &Proxies, uri: &str) -> (Option<String>, Rule) {
+        let d = proxies.decide(&uri.parse().unwrap());
+        (d.proxy().map(ToString::to_string), d.rule().clone())
+    }
+
+    #[test]
+    fn each_scheme_gets_its_own_proxy() {
+        let proxies = Proxies::new()
+            .with_http(Proxy::new("http://h:1").unwrap())
+            .with_https(Proxy::new("http://s:1").unwrap())
+            .with_all(Proxy::new("http://a:1").unwrap());
+        let via = |p: &str, r: Rule| (Some(p.to_owned()), r);
+        assert_eq!(
+            decide(&proxies, "http://x/"),
+            via("http://h:1", Rule::Scheme("http_proxy"))
+        );
+        assert_eq!(
+            decide(&proxies, "HTTP://x/"),
+            via("http://h:1", Rule::Scheme("http_proxy"))
+        );
+        assert_eq!(
+            decide(&proxies, "https://x/"),
+            via("http://s:1", Rule::Scheme("https_proxy"))
+        );
+        // Not http: only the proxy for all schemes, as curl.
+        assert_eq!(decide(&proxies, "ftp://x/"), via("http://a:1", Rule::All));
+        assert_eq!(decide(&proxies, "x:80"), via("http://a:1", Rule::All));
+        assert_eq!(
+            decide(&proxies, "gopher://x:70/"),
+            via("http://a:1", Rule::All)
+        );
+
+        let http_only = Proxies::new().with_http(Proxy::new("http://h:1").unwrap());
+        assert_eq!(decide(&http_only, "ftp://x/"), (None, Rule::NoMatch));
+        assert_eq!(decide(&http_only, "x:80"), (None, Rule::NoMatch));
+    }
+
+    #[test]
+    fn websockets_fall_back_to_http_and_https() {
+        let h = Proxy::new("http://h:1").unwrap();
+        let s = Proxy::new("http://s:1").unwrap();
+        let w = Proxy::new("http://w:1").unwrap();
+        let proxies = Proxies::new().with_http(h.clone()).with_https(s.clone());
+        let via = |p: &str, var| (Some(p.to_owned()), Rule::Scheme(var));
+        assert_eq!(decide(&proxies, "ws://x/"), via("http://h:1", "http_proxy"));
+        assert_eq!(
+            decide(&proxies, "wss://x/"),
+            via("http://s:1", "https_proxy")
+        );
+        let proxies = proxies.with_ws(w.clone()).with_wss(w.clone());
+        assert_eq!(decide(&proxies, "WS://x/"), via("http://w:1", "ws_proxy"));
+        assert_eq!(decide(&proxies, "wss://x/"), via("http://w:1", "wss_proxy"));
+        // ws_proxy is for ws:// alone.
+        assert_eq!(
+            decide(&proxies, "http://x/"),
+            via("http://h:1", "http_proxy")
+        );
+        let only_ws = Proxies::new().with_ws(w).with_all(s);
+        assert!(!only_ws.is_empty());
+        assert_eq!(
+            decide(&only_ws, "wss://x/"),
+            (Some("http://s:1".into()), Rule::All)
+        );
+        assert_eq!(
+            decide(&only_ws, "http://x/"),
+            (Some("http://s:1".into()), Rule::All)
+        );
+        assert!(!Proxies::new().with_wss(h).is_empty());
+    }
+
+    #[test]
+    fn default_ports_per_scheme() {
+        let proxies = Proxies::new()
+            .with_all(Proxy::new("http://a:1").unwrap())
+            .with_no_proxy(NoProxy::parse("web:80, tls:443"));
+        let direct = |uri: &str| decide(&proxies, uri).0.is_none();
+        assert!(direct("http://web/"));
+        assert!(direct("https://tls/"));
+        assert!(!direct("https://web/"));
+        assert!(!direct("http://tls/"));
+        // No default port: a port entry cannot match.
+        assert!(!direct("ftp://web/"));
+        assert!(!direct("gopher://tls/"));
+        assert!(direct("ftp://web:80/"));
+        assert!(direct("ws://web/"));
+        assert!(direct("wss://tls/"));
+        assert!(!direct("wss://web/"));
     }
 }
