@@ -38,7 +38,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tunnel::test_util::{client_config, TestOrigin, HELLO_BODY};
 use tower_tunnel::{
     AlpnDispatchLayer, ConnectionInfo, Error, ErrorKind, ForwardProxyLayer, HttpConnection, Proxy,
-    ProxyConnectLayer, TlsLayer,
+    ProxyAuth, ProxyConnectLayer, TlsLayer,
 };
 
 type Body = Empty<Bytes>;
@@ -865,4 +865,146 @@ mod url {
         let uri: http::Uri = url.parse().unwrap();
         uri.authority().unwrap().to_string()
     }
+}
+
+// --- corporate proxy authentication: NTLM, Negotiate, scheme negotiation ----------------
+
+/// `DOMAIN\user` and the password of setup.sh's NTLM user, in a proxy URL.
+fn ntlm_proxy(url: &str) -> Proxy {
+    let (user, password) = credentials();
+    let domain = interop_var("INTEROP_NTLM_DOMAIN").expect("INTEROP_NTLM_DOMAIN");
+    proxy(url).with_basic_auth(&format!("{domain}\\{user}"), &password)
+}
+
+/// Connects to a TLS origin through `proxy` and GETs `/`; the connection's info.
+async fn tunnel_and_get(proxy: Proxy, what: &str) -> (TestOrigin, ConnectionInfo) {
+    let origin = TestOrigin::start().await.unwrap();
+    let mut conn = connect(proxy, false, &origin.https_url())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (parts, body) = get(&mut conn, "/").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body, HELLO_BODY);
+    let info = conn.info().clone();
+    drop(conn);
+    (origin, info)
+}
+
+/// The client ports of `status` lines for `needle` in squid-ntlm's port log.
+async fn ports_logged(needle: &str, status: &str) -> Vec<String> {
+    let Some(path) = log_path("squid-ntlm/access-ports.log") else {
+        return Vec::new();
+    };
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        let ports: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains(status))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .nth(1)?
+                    .rsplit_once(':')
+                    .map(|(_, p)| p.to_owned())
+            })
+            .collect();
+        if !ports.is_empty() || start.elapsed() > LOG_TIMEOUT {
+            return ports;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn squid_ntlm_tunnel_on_one_connection() {
+    let url = proxy_url!("SQUID_NTLM_URL");
+    let started = Instant::now();
+    let (origin, info) =
+        tunnel_and_get(ntlm_proxy(&url).with_auth(ProxyAuth::Ntlm), "NTLM tunnel").await;
+    eprintln!("NTLM: tunnel and GET in {:?} ({info})", started.elapsed());
+    assert_eq!(info.proxy_auth(), Some("NTLM"));
+    let (user, _) = credentials();
+    let target = origin.authority();
+    assert_logged("squid-ntlm/access.log", &format!("CONNECT {target} ")).await;
+    assert_logged("squid-ntlm/access.log", &user).await;
+    // The 407 (negotiate answered with the challenge) and the 200 came over one
+    // connection: one client port.
+    let denied = ports_logged(&format!("CONNECT {target}"), "/407").await;
+    let allowed = ports_logged(&format!("CONNECT {target}"), "/200").await;
+    assert_eq!(allowed.len(), 1, "{allowed:?}");
+    assert!(
+        denied.contains(&allowed[0]),
+        "407 from {denied:?}, 200 from {allowed:?}"
+    );
+}
+
+#[tokio::test]
+async fn squid_ntlm_is_chosen_in_any_mode_and_http_targets_tunnel() {
+    let url = proxy_url!("SQUID_NTLM_URL");
+    let (_, info) = tunnel_and_get(ntlm_proxy(&url).with_auth(ProxyAuth::Any), "Any mode").await;
+    assert_eq!(info.proxy_auth(), Some("NTLM"));
+    // An http:// target: NTLM authenticates the connection, so it is tunnelled and the
+    // authenticated tunnel carries the request.
+    let origin = TestOrigin::builder().plain_http().start().await.unwrap();
+    let target = format!("{}/", origin.https_url());
+    let mut conn = connect(ntlm_proxy(&url).with_auth(ProxyAuth::Ntlm), false, &target)
+        .await
+        .unwrap_or_else(|e| panic!("NTLM for an http:// target: {e}"));
+    assert!(matches!(
+        conn.info().route(),
+        tower_tunnel::Route::Tunnel { .. }
+    ));
+    let (parts, body) = get(&mut conn, &target).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body, HELLO_BODY);
+    drop(conn);
+    assert_logged(
+        "squid-ntlm/access.log",
+        &format!("CONNECT {} ", origin.authority()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn squid_digest_only_needs_any_mode() {
+    let url = proxy_url!("SQUID_DIGEST_ONLY_URL");
+    // The default sends Basic first, which this proxy refuses outright.
+    let origin = TestOrigin::start().await.unwrap();
+    let err = connect(proxy(&with_credentials(&url)), false, &origin.https_url())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::FORBIDDEN), "{err}");
+    // Any: nothing before the proxy names its schemes, then Digest.
+    let (_, info) = tunnel_and_get(
+        proxy(&with_credentials(&url)).with_auth(ProxyAuth::Any),
+        "Any mode against Digest only",
+    )
+    .await;
+    assert_eq!(info.proxy_auth(), Some("Digest"));
+    let (user, _) = credentials();
+    assert_logged("squid-digest-only/access.log", &format!(" {user} ")).await;
+}
+
+#[cfg(all(feature = "negotiate", unix))]
+#[tokio::test]
+async fn squid_negotiate_with_the_ticket_from_kinit() {
+    let url = proxy_url!("SQUID_NEGOTIATE_URL");
+    let principal = interop_var("INTEROP_KRB5_PRINCIPAL").expect("INTEROP_KRB5_PRINCIPAL");
+    let started = Instant::now();
+    // No password anywhere: the ticket cache of KRB5CCNAME.
+    let (origin, info) = tunnel_and_get(
+        proxy(&url).with_auth(ProxyAuth::Negotiate),
+        "Negotiate tunnel",
+    )
+    .await;
+    eprintln!(
+        "Negotiate: tunnel and GET in {:?} ({info})",
+        started.elapsed()
+    );
+    assert_eq!(info.proxy_auth(), Some("Negotiate"));
+    assert_logged(
+        "squid-negotiate/access.log",
+        &format!("CONNECT {} {principal} ", origin.authority()),
+    )
+    .await;
 }
