@@ -433,7 +433,7 @@ impl fmt::Display for Error {
                             if n > 0 {
                                 f.write_str(", ")?;
                             }
-                            f.write_str(c)?;
+                            write_challenge(f, c)?;
                         }
                         f.write_str(")")?;
                     }
@@ -530,6 +530,21 @@ impl Error {
             ),
             _ => return None,
         })
+    }
+}
+
+/// A `Proxy-Authenticate` value as a message shows it: an NTLM or
+/// Negotiate token (a handshake message, which a log must not keep) is
+/// shown as `<token>`.
+fn write_challenge(f: &mut fmt::Formatter<'_>, challenge: &str) -> fmt::Result {
+    let (scheme, rest) = challenge.split_once(' ').unwrap_or((challenge, ""));
+    let connection_bound = ["NTLM", "Negotiate", "Kerberos"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s));
+    if connection_bound && !rest.trim().is_empty() {
+        write!(f, "{scheme} <token>")
+    } else {
+        f.write_str(challenge)
     }
 }
 

@@ -184,3 +184,71 @@ async fn password_never_shown_in_debug_errors_or_trace() {
     assert!(trace.contains(&proxy.addr().to_string()), "{trace}");
     assert_clean("tracing output", &trace);
 }
+
+/// An NTLM challenge message (MS-NLMP 2.2.1.2) with no target name and no target info:
+/// Unicode, NTLM and extended session security, server challenge 0102030405060708.
+fn ntlm_challenge() -> String {
+    let mut m = b"NTLMSSP\0".to_vec();
+    m.extend(2u32.to_le_bytes());
+    m.extend([0, 0, 0, 0, 48, 0, 0, 0]);
+    m.extend((0x0000_0001u32 | 0x0000_0200 | 0x0008_0000).to_le_bytes());
+    m.extend([1, 2, 3, 4, 5, 6, 7, 8]);
+    m.extend([0; 8]);
+    m.extend([0, 0, 0, 0, 48, 0, 0, 0]);
+    BASE64.encode(m)
+}
+
+#[tokio::test]
+async fn ntlm_messages_never_shown_in_errors_or_trace() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // Answers every CONNECT with the challenge, then closes: the client computes its
+    // authenticate message, finds the connection gone, starts over once, and gives up.
+    let challenge = ntlm_challenge();
+    let proxy = TestProxy::builder()
+        .fault(tower_tunnel::test_util::Fault::Status(
+            407,
+            vec![("Proxy-Authenticate".into(), format!("NTLM {challenge}"))],
+            Vec::new(),
+        ))
+        .start()
+        .await
+        .unwrap();
+    let ntlm = Proxy::new(&format!("http://CORP%5C{USER}:{PASSWORD}@{}", proxy.addr()))
+        .unwrap()
+        .with_auth(tower_tunnel::ProxyAuth::Ntlm);
+    assert_clean("NTLM Proxy", &format!("{ntlm:?} {ntlm}"));
+    let err = ServiceBuilder::new()
+        .layer(ProxyConnectLayer::new(ntlm))
+        .service(HttpConnector::new())
+        .oneshot("https://localhost:1/".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired);
+    let shown = error_chain(&err);
+    // The scheme is named; the handshake's messages are not.
+    assert!(shown.contains("NTLM <token>"), "{shown}");
+    let recorded = proxy.requests();
+    assert_eq!(recorded.len(), 2, "negotiate, then again after the close");
+    let negotiate = recorded[0].headers["proxy-authorization"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(negotiate.starts_with("NTLM TlRMTVNTUAAB"), "{negotiate}");
+    let token = negotiate.trim_start_matches("NTLM ");
+    for (what, text) in [("error", &shown), ("trace", &capture.text())] {
+        assert_clean(what, text);
+        for secret in [challenge.as_str(), token] {
+            assert!(
+                !text.contains(secret),
+                "{what} shows an NTLM message:\n{text}"
+            );
+        }
+    }
+}

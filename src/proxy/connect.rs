@@ -289,18 +289,39 @@ where
         let mut handshake = Handshake::new(proxy, self.target);
         let mut authorization = handshake.start();
         let mut redialed = false;
+        // The 407 the next request answers on a kept connection, while a
+        // connection-bound handshake goes on.
+        let mut pending: Option<http1::Refused> = None;
         // Bounded: NTLM takes three requests, SPNEGO rarely more; a proxy
         // that keeps asking gets its refusal back.
         let mut rounds = 0;
         let established = loop {
             rounds += 1;
-            let refused = match self
+            let answer = self
                 .exchange(&mut hop.io, proxy, authorization.as_ref())
-                .await?
-            {
-                http1::Answer::Established(established) => break established,
-                http1::Answer::Refused(refused) => refused,
+                .await;
+            let refused = match answer {
+                Ok(http1::Answer::Established(established)) => break established,
+                Ok(http1::Answer::Refused(refused)) => refused,
+                // The proxy closed the connection its 407 left open, without
+                // saying so.
+                Err(e) if e.kind() == ErrorKind::ProxyClosed && pending.is_some() => {
+                    let last = pending.take().expect("checked by the guard");
+                    if redialed {
+                        return Err(last.into_error().with_detail(
+                            "the proxy closed the connection in the middle of the handshake, twice",
+                        ));
+                    }
+                    // Once: start over on a new connection.
+                    redialed = true;
+                    tracing::debug!("the proxy closed mid-handshake; starting over");
+                    hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
+                    authorization = handshake.restart();
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
+            pending = None;
             if refused.response.status() != http::StatusCode::PROXY_AUTHENTICATION_REQUIRED
                 || rounds > MAX_AUTH_ROUNDS
             {
@@ -311,7 +332,7 @@ where
             };
             if step.same_connection {
                 match self.drain(&mut hop.io, &refused).await? {
-                    Kept::Yes => {}
+                    Kept::Yes => pending = Some(refused),
                     // The proxy closes after its 407: once, start over on a
                     // new connection (the handshake is the connection's).
                     Kept::No if !redialed => {

@@ -225,7 +225,14 @@ impl<'a> Handshake<'a> {
                 .with_detail("the GSSAPI task failed")
                 .with_source(e)
         })?;
-        let token = token.map_err(|e| handshake_error("Negotiate", "making a token", e))?;
+        let token = token.map_err(|e| {
+            let step = if e.is_no_credentials() {
+                "with no Kerberos ticket (run kinit)"
+            } else {
+                "making a token"
+            };
+            handshake_error("Negotiate", step, e)
+        })?;
         self.state = State::Negotiate(ctx);
         self.used = Some(negotiate::SCHEME);
         Ok(token.map(|t| Step {

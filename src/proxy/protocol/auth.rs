@@ -8,10 +8,6 @@
 //! known algorithm, `qop=auth` or none), so a proxy offering
 //! `Digest algorithm=SHA-512-256, Basic` gets Basic, not a dead end.
 
-// The connection-bound flow in `connect.rs` and the forward layer call
-// these; until they do, only the tests do.
-#![allow(dead_code)]
-
 use std::fmt;
 
 use http::header::PROXY_AUTHENTICATE;
@@ -81,6 +77,7 @@ impl Schemes {
     }
 
     /// This set without `scheme`.
+    #[cfg(test)]
     pub(crate) const fn without(self, scheme: Scheme) -> Schemes {
         Schemes(self.0 & !scheme.bit())
     }

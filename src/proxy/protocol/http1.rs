@@ -188,8 +188,6 @@ pub(crate) enum Answer {
     Refused(Refused),
 }
 
-// The connection-bound handshake in `connect.rs` reads `buf` and `pos`.
-#[allow(dead_code)]
 /// A refusal, and what was read with it: `buf[pos..]` are the bytes after
 /// its head, the start of its body ([`read_refusal_body`] reads the rest,
 /// so a handshake can go on on the same connection).
@@ -319,8 +317,6 @@ where
     }
 }
 
-// The connection-bound handshake in `connect.rs` calls this.
-#[allow(dead_code)]
 /// The most body (framing included) of a refused answer that is read to
 /// keep its connection.
 pub(crate) const MAX_REFUSAL_BODY: usize = 64 * 1024;
@@ -379,7 +375,6 @@ impl std::error::Error for BodyError {
 }
 
 impl BodyError {
-    #[allow(dead_code)] // Called by the handshake in `connect.rs`.
     /// As the crate's error, in the `CONNECT` phase, with the kinds the
     /// answer's head uses for the same faults.
     pub(crate) fn into_error(self) -> Error {
@@ -402,8 +397,6 @@ impl BodyError {
     }
 }
 
-// The connection-bound handshake in `connect.rs` calls this.
-#[allow(dead_code)]
 /// How the body of `response` ends.
 ///
 /// # Errors
@@ -467,8 +460,6 @@ pub(crate) fn framing(response: &ProxyResponse) -> Result<Framing, BodyError> {
     })
 }
 
-// The connection-bound handshake in `connect.rs` calls this.
-#[allow(dead_code)]
 /// Whether the proxy said it closes the connection after this answer
 /// (`Connection: close`, or the older `Proxy-Connection: close`). An
 /// HTTP/1.0 answer without `keep-alive` closes too; the head's version
@@ -484,8 +475,6 @@ pub(crate) fn closes(response: &ProxyResponse) -> bool {
     .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
-// The connection-bound handshake in `connect.rs` calls this.
-#[allow(dead_code)]
 /// The end of a refusal's body.
 #[derive(Debug)]
 pub(crate) struct Drained {
@@ -493,13 +482,12 @@ pub(crate) struct Drained {
     /// before it answers, so anything here is out of place.
     pub(crate) leftover: Vec<u8>,
     /// Bytes of body read, framing included.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) read: usize,
     /// See [`closes`].
     pub(crate) close: bool,
 }
 
-// The connection-bound handshake in `connect.rs` calls this.
-#[allow(dead_code)]
 /// Reads the body of the refusal `response` to its end and throws it
 /// away, so the next request can go on the same connection. `buffered` are
 /// the bytes that came after the head; at most `max` bytes of body

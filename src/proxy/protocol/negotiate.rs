@@ -19,10 +19,6 @@
 //! minor status ("No Kerberos credentials available ...", "Server not found
 //! in Kerberos database"), never a token.
 
-// The connection-bound handshake in `connect.rs` calls these; until it
-// does, only the tests do.
-#![allow(dead_code)]
-
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
@@ -92,12 +88,20 @@ impl NegotiateError {
 impl fmt::Display for NegotiateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NegotiateError::Gss { stage, message, .. } => {
+            NegotiateError::Gss {
+                stage,
+                message,
+                major,
+                minor,
+            } => {
                 let call = match stage {
                     Stage::ImportName => "could not name the proxy's service",
                     Stage::InitContext => "could not make a Negotiate token",
                 };
-                write!(f, "GSSAPI {call}: {message}")
+                write!(
+                    f,
+                    "GSSAPI {call}: {message} (major {major:#x}, minor {minor})"
+                )
             }
             NegotiateError::Base64 => f.write_str("the proxy's Negotiate token is not base64"),
         }
@@ -165,6 +169,7 @@ impl NegotiateContext {
     }
 
     /// The service name asked for, `HTTP@host`.
+    #[cfg(test)]
     pub(crate) fn service(&self) -> &str {
         &self.service
     }

@@ -23,10 +23,6 @@
 //! pyspnego read it (splitting a UPN at `@` would hash a DNS domain where the
 //! server expects the NetBIOS one).
 
-// The connection-bound handshake in `connect.rs` and the forward layer call
-// these; until they do, only the tests and `__fuzz` do.
-#![allow(dead_code)]
-
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -161,15 +157,18 @@ impl NtlmCredentials {
 
     /// The workstation name sent in the AUTHENTICATE_MESSAGE; empty by
     /// default (curl sends none either, and it is not part of any hash).
+    #[cfg(test)]
     pub(crate) fn with_workstation(mut self, workstation: &str) -> Self {
         self.workstation = workstation.to_owned();
         self
     }
 
+    #[cfg(test)]
     pub(crate) fn domain(&self) -> &str {
         &self.domain
     }
 
+    #[cfg(test)]
     pub(crate) fn user(&self) -> &str {
         &self.user
     }
@@ -318,6 +317,7 @@ impl Challenge {
     }
 
     /// The server's MsvAvTimestamp, if it sent one.
+    #[cfg(test)]
     pub(crate) fn timestamp(&self) -> Option<u64> {
         self.timestamp
     }
@@ -356,6 +356,7 @@ impl AuthenticateMessage {
         &self.0
     }
 
+    #[cfg(test)]
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.0
     }
