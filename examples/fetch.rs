@@ -7,6 +7,11 @@
 //!                            socks5h://, socks4a://, socks4:// or socks://
 //!                            (default: the environment)
 //!       --preproxy URL       reach the proxy through this one (SOCKS, or HTTP CONNECT)
+//!       --proxy-anyauth      authenticate with the strongest scheme the proxy offers
+//!       --proxy-basic        Basic up front (the default)
+//!       --proxy-digest       Digest only
+//!       --proxy-ntlm         NTLM (NTLMv2; user as DOMAIN\user)
+//!       --proxy-negotiate    Negotiate/Kerberos with the ticket from kinit (feature negotiate)
 //!   -U, --proxy-user U:P     proxy credentials (also applied to proxies from the environment)
 //!       --noproxy LIST       targets that go direct, replacing no_proxy/NO_PROXY
 //!       --cacert PEM         roots for the target, and for an https:// proxy
@@ -33,11 +38,14 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_tunnel::{AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyConnectLayer, Rule, TlsLayer};
+use tower_tunnel::{
+    AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyAuth, ProxyConnectLayer, Rule, TlsLayer,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "usage: fetch [-x|--proxy URL] [--preproxy URL] [-U|--proxy-user USER:PASS] \
+                     [--proxy-anyauth|--proxy-basic|--proxy-digest|--proxy-ntlm|--proxy-negotiate] \
                      [--noproxy LIST] [--cacert PEM] [--proxy-cacert PEM] [--http1] URL";
 
 /// The proxy variables `Proxies::from_env` reads.
@@ -53,6 +61,7 @@ const PROXY_VARS: [&str; 5] = [
 struct Args {
     proxy: Option<String>,
     preproxy: Option<String>,
+    auth: Option<ProxyAuth>,
     proxy_user: Option<(String, String)>,
     noproxy: Option<String>,
     cacert: Option<String>,
@@ -70,6 +79,11 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--proxy" | "-x" => out.proxy = Some(value("a URL")?),
             "--preproxy" => out.preproxy = Some(value("a URL")?),
+            "--proxy-anyauth" => out.auth = Some(ProxyAuth::Any),
+            "--proxy-basic" => out.auth = Some(ProxyAuth::Basic),
+            "--proxy-digest" => out.auth = Some(ProxyAuth::Digest),
+            "--proxy-ntlm" => out.auth = Some(ProxyAuth::Ntlm),
+            "--proxy-negotiate" => out.auth = Some(ProxyAuth::Negotiate),
             "--proxy-user" | "-U" => {
                 let v = value("USER:PASS")?;
                 let (user, pass) = v.split_once(':').unwrap_or((&v, ""));
@@ -151,18 +165,23 @@ fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
         Some(list) => proxies.with_no_proxy(NoProxy::parse(list)),
         None => proxies,
     };
-    // --preproxy: whichever proxy the rules choose is reached through this one.
-    Ok(match &args.preproxy {
-        Some(url) => {
-            let outer = Proxy::new(url)?;
-            let chained = Proxies::new().with_custom(move |uri| {
-                let proxy = proxies.decide(uri).proxy()?.clone();
-                Some(proxy.with_preproxy(outer.clone()))
-            });
-            (chained, source)
+    // --preproxy and the --proxy-* schemes apply to whichever proxy the rules choose.
+    if args.preproxy.is_none() && args.auth.is_none() {
+        return Ok((proxies, source));
+    }
+    let outer = args.preproxy.as_deref().map(Proxy::new).transpose()?;
+    let auth = args.auth;
+    let adjusted = Proxies::new().with_custom(move |uri| {
+        let mut proxy = proxies.decide(uri).proxy()?.clone();
+        if let Some(outer) = &outer {
+            proxy = proxy.with_preproxy(outer.clone());
         }
-        None => (proxies, source),
-    })
+        if let Some(auth) = auth {
+            proxy = proxy.with_auth(auth);
+        }
+        Some(proxy)
+    });
+    Ok((adjusted, source))
 }
 
 /// A WebSocket to `uri` over the stack up to `TlsLayer`: one text message, and its echo.
@@ -238,6 +257,9 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
         .service(HttpConnector::new());
     let mut conn = connect.oneshot(uri.clone()).await?;
     println!("route:    {}", conn.info());
+    if let Some(scheme) = conn.info().proxy_auth() {
+        println!("auth:     {scheme}");
+    }
     let req = http::Request::get(uri).body(Empty::<Bytes>::new())?;
     let res = conn.send_request(req).await?;
     println!("status:   {:?} {}", res.version(), res.status());

@@ -102,6 +102,31 @@
 //! algorithm is turned off after every dial
 //! ([`ProxyConnectLayer::with_nodelay`]).
 //!
+//! # Corporate proxies
+//!
+//! Proxies of large organisations ask for NTLM or Kerberos. Pick the
+//! scheme with [`Proxy::with_auth`] ([`ProxyAuth`]):
+//!
+//! | mode | pick it when | what goes on the wire |
+//! |---|---|---|
+//! | `Basic` (default) | the proxy takes Basic, over a network you trust | `Proxy-Authorization: Basic` on the first `CONNECT`; a Digest challenge is answered |
+//! | `Any` | you do not know, or do not want a password sent before the proxy asks (curl's `--proxy-anyauth`) | nothing first; then the strongest scheme the `407` offers: Negotiate, NTLM, Digest, Basic |
+//! | `Ntlm` | the proxy asks for NTLM (Windows domains) | NTLM negotiate, challenge and NTLMv2 authenticate, on one connection; user as `DOMAIN\user` (`DOMAIN%5Cuser` in a URL) or `user@domain` |
+//! | `Negotiate` | Kerberos, with a ticket from `kinit` (feature `negotiate`, Unix GSSAPI) | an SPNEGO token for `HTTP@proxy-host`; no password in the program |
+//! | `Digest` | the proxy must never see a clear-text password | Digest only |
+//!
+//! NTLM and Negotiate authenticate the connection: each `407`'s body is
+//! read to its end and the next step sent on the same connection, which is
+//! dialed again once when the proxy closes it mid-handshake. HTTP/2 has no
+//! connection-bound authentication, so an `https://` proxy is spoken to in
+//! HTTP/1.1 in those modes. In every mode but `Basic`, `http://` targets
+//! are tunnelled, so the handshake runs once, on the `CONNECT`.
+//! [`ConnectionInfo::proxy_auth`] says which scheme the proxy accepted.
+//! Tokens and NTLM messages never appear in errors (challenges show as
+//! `NTLM <token>`) or traces. Interop: squid with `ntlm_fake_auth`, squid
+//! with `negotiate_kerberos_auth` against an MIT KDC on loopback, and a
+//! squid that refuses Basic outright (`.ci/interop`).
+//!
 //! # Where it plugs in
 //!
 //! The same layers serve every client shape:

@@ -115,10 +115,13 @@ pub enum Http2Mode {
 /// nothing secret before the proxy names its schemes, at the cost of one
 /// round trip for every tunnel. NTLM and Negotiate authenticate the
 /// connection, not the request: the `CONNECT` handshake runs on one
-/// connection, HTTP/2 is never spoken to the proxy (HTTP/2 has no
-/// connection-bound authentication), and `http://` targets are tunnelled
-/// rather than forwarded, so the authenticated connection is the one that
-/// carries their requests.
+/// connection, and HTTP/2 is never spoken to the proxy (HTTP/2 has no
+/// connection-bound authentication). In every mode but `Basic`, `http://`
+/// targets are tunnelled rather than forwarded: the scheme is negotiated
+/// once, on the `CONNECT`, and the authenticated tunnel carries the
+/// requests (for NTLM and Negotiate, the authenticated connection must be
+/// the one that carries them; a proxy that allows `CONNECT` to port 443
+/// only then refuses `http://` targets).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProxyAuth {
@@ -449,12 +452,15 @@ impl Proxy {
 
     /// Whether a request for `uri` is forwarded to this proxy in
     /// absolute-form (an `http://` target through an HTTP or HTTPS proxy
-    /// that does not tunnel it, with no connection-bound authentication),
+    /// that does not tunnel it, authenticating with Basic or not at all),
     /// rather than tunnelled.
     pub fn forwards(&self, uri: &Uri) -> bool {
+        // A negotiated scheme runs its handshake on the `CONNECT`, once per
+        // connection, and the tunnel carries the requests.
+        let negotiated = self.mode != ProxyAuth::Basic && self.credentials().is_some();
         matches!(self.kind, ProxyKind::Http | ProxyKind::Https)
             && !self.tunnel_http
-            && !self.mode.is_connection_bound()
+            && !negotiated
             && uri.scheme() == Some(&Scheme::HTTP)
     }
 
