@@ -14,6 +14,17 @@
 //! `TestProxy`, and a tonic server over TLS with the test CA's certificate. The gRPC service
 //! (`tunnel.Echo`, with a unary and a server-streaming method) is written without protoc.
 //!
+//! With `grpc_proxy` set, it routes by gRPC's own variables instead
+//! ([`Proxies::from_grpc_env`](tower_tunnel::Proxies::from_grpc_env): `grpc_proxy`,
+//! then `https_proxy`, then `http_proxy`; `no_grpc_proxy`, then `no_proxy`), through
+//! whatever proxy that names, to the same in-process server:
+//!
+//! ```text
+//! grpc_proxy=http://127.0.0.1:3128 cargo run --example grpc_via_proxy
+//! ```
+//!
+//! CI runs it so through the interop suite's squid, with no other proxy variable set.
+//!
 //! With a real proxy and server, only three values change: the proxy URL (from
 //! `HTTPS_PROXY`, say), the server URL, and the rustls config (your roots instead of the
 //! test CA). Use tonic without its TLS features: `TlsLayer` does TLS, and tonic would
@@ -27,7 +38,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tonic::transport::Endpoint;
 use tower::ServiceBuilder;
 use tower_tunnel::test_util::{self, TestProxy};
-use tower_tunnel::{Proxy, ProxyConnectLayer, TlsLayer};
+use tower_tunnel::{Proxies, Proxy, ProxyConnectLayer, TlsLayer};
 
 use grpc::{EchoClient, GrpcOrigin};
 
@@ -36,6 +47,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let server = GrpcOrigin::start().await?;
+    if std::env::var_os("grpc_proxy").is_some() {
+        return through_grpc_env(&server).await;
+    }
     let proxy = TestProxy::builder()
         .basic_auth("grpc", "hunter2")
         .start()
@@ -103,5 +117,33 @@ async fn main() -> Result<(), BoxError> {
         }
         cause = e.source();
     }
+    Ok(())
+}
+
+/// The same calls, routed by gRPC's proxy variables.
+async fn through_grpc_env(server: &GrpcOrigin) -> Result<(), BoxError> {
+    let proxies = Proxies::from_grpc_env()?;
+    let uri: http::Uri = server.https_url().parse()?;
+    let decision = proxies.decide(&uri);
+    println!("gRPC server {} (tonic, TLS, ALPN h2)", server.https_url());
+    match decision.proxy() {
+        Some(proxy) => println!("route       via {proxy}, because {}", decision.rule()),
+        None => println!("route       direct, because {}", decision.rule()),
+    }
+    let connector = ServiceBuilder::new()
+        .layer(TlsLayer::new(test_util::client_config()).with_http2_only())
+        .layer(ProxyConnectLayer::from_proxies(proxies))
+        .service(HttpConnector::new());
+    let channel = Endpoint::from_shared(server.https_url())?
+        .connect_with_connector(connector)
+        .await?;
+    let mut client = EchoClient::new(channel);
+    let reply = client.say("grpc_proxy").await?;
+    println!(
+        "{:<22} -> {:?}",
+        "unary  Say(\"grpc_proxy\")",
+        reply.get_ref()
+    );
+    println!("tunnel      CONNECT {}", server.authority());
     Ok(())
 }
