@@ -249,6 +249,13 @@ impl Proxy {
     /// port is 80 for `http`, 443 for `https` and 1080 for SOCKS (curl uses
     /// 1080 for every scheme).
     ///
+    /// The SOCKS kinds resolve the target as curl's do: `socks5://` and
+    /// `socks4://` here (SOCKS4 to an IPv4 address only: a name with IPv6
+    /// addresses alone is an `InvalidTarget` error, where curl reports that
+    /// it could not resolve the host), `socks5h://` and `socks4a://` at the
+    /// proxy. SOCKS4 and SOCKS4a send the user name as the user id; curl
+    /// does the same.
+    ///
     /// A bracketed host must be an IPv6 address (`[::1]`). A zone id
     /// (`[fe80::1%25eth0]`) is refused: the base connector is asked for
     /// `host:port` alone, which cannot carry it (curl accepts one).
