@@ -36,4 +36,26 @@ macro_rules! opaque_future {
     };
 }
 
-pub(crate) use opaque_future;
+/// `get_ref`, `get_mut` and `into_inner` for a service wrapping `inner`,
+/// as tower-http's `define_inner_service_accessors!`; `$what` names the
+/// service below in the docs.
+macro_rules! inner_service_accessors {
+    ($what:literal) => {
+        #[doc = concat!("The ", $what, ".")]
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        #[doc = concat!("The ", $what, ", mutably.")]
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        #[doc = concat!("Consumes `self`, returning the ", $what, ".")]
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
+pub(crate) use {inner_service_accessors, opaque_future};

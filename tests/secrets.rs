@@ -55,17 +55,22 @@ fn error_chain(err: &Error) -> String {
     out
 }
 
-// Current-thread runtime: every task, the fixtures' included, runs on this thread, under
-// the thread-default subscriber.
-#[tokio::test]
-async fn password_never_shown_in_debug_errors_or_trace() {
+/// A TRACE subscriber for this thread, writing into the returned capture.
+fn trace_everything() -> (Capture, tracing::subscriber::DefaultGuard) {
     let capture = Capture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (capture, tracing::subscriber::set_default(subscriber))
+}
+
+// Current-thread runtime: every task, the fixtures' included, runs on this thread, under
+// the thread-default subscriber.
+#[tokio::test]
+async fn password_never_shown_in_debug_errors_or_trace() {
+    let (capture, _guard) = trace_everything();
 
     let origin = TestOrigin::start().await.unwrap();
     let proxy = TestProxy::builder()
@@ -200,13 +205,7 @@ fn ntlm_challenge() -> String {
 
 #[tokio::test]
 async fn ntlm_messages_never_shown_in_errors_or_trace() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = trace_everything();
 
     // Answers every CONNECT with the challenge, then closes: the client computes its
     // authenticate message, finds the connection gone, starts over once, and gives up.

@@ -33,20 +33,7 @@ impl<S, B> AlpnDispatch<S, B> {
         }
     }
 
-    /// The TLS service below.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The TLS service below, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the TLS service below.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!("TLS service below");
 }
 
 impl<S: Clone, B> Clone for AlpnDispatch<S, B> {

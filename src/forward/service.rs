@@ -31,20 +31,7 @@ impl<S> ForwardProxy<S> {
         }
     }
 
-    /// The service below.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The service below, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the service below.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!("service below");
 }
 
 impl<S, B, R> Service<Request<B>> for ForwardProxy<S>

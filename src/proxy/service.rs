@@ -28,20 +28,7 @@ impl<S> ProxyConnect<S> {
         }
     }
 
-    /// The base connector.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The base connector, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the base connector.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!("base connector");
 }
 
 impl<S> Service<Uri> for ProxyConnect<S>

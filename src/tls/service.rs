@@ -37,20 +37,7 @@ impl<S> TlsConnect<S> {
         }
     }
 
-    /// The routing service below.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The routing service below, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the routing service below.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!("routing service below");
 }
 
 impl<S> Service<Uri> for TlsConnect<S>

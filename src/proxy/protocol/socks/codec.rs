@@ -566,19 +566,23 @@ fn check_version(buf: &[u8], expected: u8) -> Result<(), SocksError> {
     }
 }
 
+/// An IPv4 target, for the tests of this module and of the handshakes.
+#[cfg(test)]
+pub(crate) fn v4(a: [u8; 4], port: u16) -> TargetAddr {
+    TargetAddr::Ip(SocketAddr::from((a, port)))
+}
+
+/// A domain target, for the tests of this module and of the handshakes.
+#[cfg(test)]
+pub(crate) fn domain(host: &str, port: u16) -> TargetAddr {
+    TargetAddr::Domain(host.to_owned(), port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use std::net::SocketAddrV6;
-
-    fn v4(a: [u8; 4], port: u16) -> TargetAddr {
-        TargetAddr::Ip(SocketAddr::from((a, port)))
-    }
-
-    fn domain(host: &str, port: u16) -> TargetAddr {
-        TargetAddr::Domain(host.to_owned(), port)
-    }
 
     /// Every proper prefix is `Incomplete` with a bound that never reaches
     /// past the message, the whole is `Complete` with its exact length,

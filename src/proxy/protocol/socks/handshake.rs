@@ -131,14 +131,6 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinHandle;
 
-    fn v4(a: [u8; 4], port: u16) -> TargetAddr {
-        TargetAddr::Ip(SocketAddr::from((a, port)))
-    }
-
-    fn domain(host: &str, port: u16) -> TargetAddr {
-        TargetAddr::Domain(host.to_owned(), port)
-    }
-
     // ---- handshakes over loopback sockets ----
 
     enum Step {
