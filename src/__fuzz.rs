@@ -71,12 +71,13 @@ pub fn connect_exchange(chunks: &[&[u8]], max_head: usize) -> Option<Exchange> {
             .collect(),
     };
     let request = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
-    let result = http1::exchange(&mut io, request.to_vec(), max_head).now_or_never()?;
+    let result = http1::exchange_answer(&mut io, request.to_vec(), max_head).now_or_never()?;
     Some(match result {
-        Ok(established) => Exchange::Established {
+        Ok(http1::Answer::Established(established)) => Exchange::Established {
             head_end: established.pos,
             buffered: established.buf.len(),
         },
+        Ok(http1::Answer::Refused(refused)) => Exchange::Failed(refused.into_error().kind()),
         Err(e) => Exchange::Failed(e.kind()),
     })
 }

@@ -163,23 +163,6 @@ pub(crate) struct Established {
     pub(crate) response: ProxyResponse,
 }
 
-/// Sends `request` and reads the answer, reading at most `max_head` bytes
-/// of response head (interim responses included). A refusal is an error
-/// that keeps the proxy's answer ([`Error::proxy_response`]).
-pub(crate) async fn exchange<T>(
-    io: &mut T,
-    request: Vec<u8>,
-    max_head: usize,
-) -> Result<Established, Error>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin,
-{
-    match exchange_answer(io, request, max_head).await? {
-        Answer::Established(established) => Ok(established),
-        Answer::Refused(refused) => Err(refused.into_error()),
-    }
-}
-
 /// The final answer to a `CONNECT`.
 pub(crate) enum Answer {
     /// A 2xx: the tunnel is open.
@@ -210,8 +193,10 @@ impl Refused {
     }
 }
 
-/// As [`exchange`], but a refusal is an answer, with the bytes read past its
-/// head, so the connection can carry the next step of a handshake.
+/// Sends `request` and reads the answer, reading at most `max_head` bytes
+/// of response head (interim responses included). A refusal is an answer,
+/// with the bytes read past its head, so the connection can carry the next
+/// step of a handshake ([`Refused::into_error`] makes it the error).
 pub(crate) async fn exchange_answer<T>(
     io: &mut T,
     request: Vec<u8>,
