@@ -49,7 +49,7 @@ pub struct Args {
     pub nagle_n: usize,
     /// The https:// proxy comparison through `TestH2Proxy` instead of the bench's own.
     pub fixture_h2_proxy: bool,
-    /// Samples per cell of the round-trip table (each costs 3-6 round trips of 50 ms).
+    /// Samples per cell of the round-trip table (each costs 3-5 round trips of 100 ms).
     pub rtt_samples: usize,
     /// `--rtt`: the round-trip table only.
     pub rtt_only: bool,
