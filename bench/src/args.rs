@@ -49,6 +49,10 @@ pub struct Args {
     pub nagle_n: usize,
     /// The https:// proxy comparison through `TestH2Proxy` instead of the bench's own.
     pub fixture_h2_proxy: bool,
+    /// Samples per cell of the round-trip table (each costs 3-5 round trips of 100 ms).
+    pub rtt_samples: usize,
+    /// `--rtt`: the round-trip table only.
+    pub rtt_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -60,6 +64,8 @@ fn parse_args() -> Args {
         warmup: 20,
         nagle_n: 50,
         fixture_h2_proxy: false,
+        rtt_samples: 3,
+        rtt_only: false,
     };
     let mut it = std::env::args().skip(1);
     let mut n = None;
@@ -83,11 +89,14 @@ fn parse_args() -> Args {
                 args.rounds = 1;
                 args.warmup = 5;
                 args.nagle_n = 20;
+                args.rtt_samples = 1;
             }
+            "--rtt" => args.rtt_only = true,
+            "--rtt-samples" => args.rtt_samples = num("--rtt-samples").max(1),
             "--fixture-h2-proxy" => args.fixture_h2_proxy = true,
             "--bench" => {} // passed by `cargo bench`-style harnesses
             other => panic!(
-                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick] [--fixture-h2-proxy]"
+                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick] [--fixture-h2-proxy] [--rtt] [--rtt-samples S]"
             ),
         }
     }

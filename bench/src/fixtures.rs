@@ -1,5 +1,6 @@
-//! The fixtures, in a child process (`--serve`): the http:// CONNECT proxy, the TLS origin
-//! and an https:// CONNECT proxy (h2 and http/1.1), and the parent's handle on them.
+//! The fixtures, in a child process (`--serve`): the http:// CONNECT proxy, the TLS origin,
+//! an https:// CONNECT proxy (h2 and http/1.1) and a SOCKS5 proxy, and the parent's handle
+//! on them.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
@@ -100,6 +101,64 @@ async fn bench_proxy_connect(
     status(http::StatusCode::OK)
 }
 
+/// A loopback SOCKS5 proxy (RFC 1928, no authentication, `CONNECT` only): every target
+/// address is taken as loopback (`localhost`, `::1` and `127.0.0.1` all reach
+/// `127.0.0.1:PORT`), which is all the bench's targets are. `tower_tunnel::test_util` has
+/// no SOCKS server.
+async fn start_socks5() -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        // Ends with the child process.
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = socks5_session(tcp).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn socks5_session(mut tcp: TcpStream) -> Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let _ = tcp.set_nodelay(true);
+    // Greeting: VER NMETHODS METHODS..; choose 0x00, no authentication.
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head).await?;
+    let mut methods = vec![0u8; usize::from(head[1])];
+    tcp.read_exact(&mut methods).await?;
+    if head[0] != 5 || !methods.contains(&0) {
+        tcp.write_all(&[5, 0xff]).await?;
+        return Err("no acceptable SOCKS5 method".into());
+    }
+    tcp.write_all(&[5, 0]).await?;
+    // Request: VER CMD RSV ATYP DST.ADDR DST.PORT.
+    let mut req = [0u8; 4];
+    tcp.read_exact(&mut req).await?;
+    let addr_len = match req[3] {
+        1 => 4,
+        4 => 16,
+        3 => usize::from(tcp.read_u8().await?),
+        _ => return Err("bad SOCKS5 address type".into()),
+    };
+    let mut addr = vec![0u8; addr_len + 2];
+    tcp.read_exact(&mut addr).await?;
+    let port = u16::from_be_bytes([addr[addr_len], addr[addr_len + 1]]);
+    let upstream = match req[1] {
+        1 => TcpStream::connect(("127.0.0.1", port)).await.ok(),
+        _ => None,
+    };
+    let Some(mut upstream) = upstream else {
+        // REP 0x05: connection refused (or 0x07, command not supported: both end it).
+        tcp.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+        return Ok(());
+    };
+    let _ = upstream.set_nodelay(true);
+    tcp.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await?;
+    tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await?;
+    Ok(())
+}
+
 /// The child process: starts the fixtures, prints where they are and the CA, then answers
 /// `stats` lines on stdin with its counters until stdin closes.
 pub fn serve(fixture_h2_proxy: bool) -> Result<()> {
@@ -118,6 +177,7 @@ pub fn serve(fixture_h2_proxy: bool) -> Result<()> {
             .start()
             .await?;
         let (bench_url, bench_counters) = start_bench_h2_proxy().await?;
+        let socks_addr = start_socks5().await?;
         let h2_url = match fixture_h2_proxy {
             true => h2_proxy.url(),
             false => bench_url,
@@ -138,6 +198,7 @@ pub fn serve(fixture_h2_proxy: bool) -> Result<()> {
         writeln!(out, "{}", proxy.url())?;
         writeln!(out, "{}", origin.https_url())?;
         writeln!(out, "{h2_url}")?;
+        writeln!(out, "{socks_addr}")?;
         writeln!(out, "{}", origin.ca_pem().trim_end())?;
         writeln!(out, "END")?;
         out.flush()?;
@@ -182,6 +243,8 @@ pub struct Env {
     pub ca_pem: String,
     /// `https://127.0.0.1:PORT` of the `TestH2Proxy` (ALPN h2 and http/1.1).
     pub h2_proxy_url: String,
+    /// `127.0.0.1:PORT` of the SOCKS5 proxy.
+    pub socks_addr: SocketAddr,
 }
 
 impl Env {
@@ -190,6 +253,7 @@ impl Env {
         origin_url: String,
         ca_pem: String,
         h2_proxy_url: String,
+        socks_addr: &str,
     ) -> Result<Env> {
         let proxy_addr = proxy_url.trim_start_matches("http://").parse()?;
         let authority = origin_url.trim_start_matches("https://").to_owned();
@@ -200,16 +264,18 @@ impl Env {
             authority,
             ca_pem,
             h2_proxy_url,
+            socks_addr: socks_addr.parse()?,
         })
     }
 
     /// The environment variables that hand it to a probe process (`from_vars` reads them).
-    pub fn vars(&self) -> [(&'static str, &str); 4] {
+    pub fn vars(&self) -> [(&'static str, String); 5] {
         [
-            ("BENCH_PROXY", &self.proxy_url),
-            ("BENCH_ORIGIN", &self.origin_url),
-            ("BENCH_CA", &self.ca_pem),
-            ("BENCH_H2_PROXY", &self.h2_proxy_url),
+            ("BENCH_PROXY", self.proxy_url.clone()),
+            ("BENCH_ORIGIN", self.origin_url.clone()),
+            ("BENCH_CA", self.ca_pem.clone()),
+            ("BENCH_H2_PROXY", self.h2_proxy_url.clone()),
+            ("BENCH_SOCKS", self.socks_addr.to_string()),
         ]
     }
 
@@ -219,6 +285,7 @@ impl Env {
             std::env::var("BENCH_ORIGIN")?,
             std::env::var("BENCH_CA")?,
             std::env::var("BENCH_H2_PROXY")?,
+            &std::env::var("BENCH_SOCKS")?,
         )
     }
 }
@@ -254,6 +321,7 @@ impl Server {
         let proxy_url = line()?;
         let origin_url = line()?;
         let h2_proxy_url = line()?;
+        let socks_addr = line()?;
         let mut ca_pem = String::new();
         loop {
             let l = line()?;
@@ -263,7 +331,7 @@ impl Server {
             ca_pem.push_str(&l);
             ca_pem.push('\n');
         }
-        let env = Env::new(proxy_url, origin_url, ca_pem, h2_proxy_url)?;
+        let env = Env::new(proxy_url, origin_url, ca_pem, h2_proxy_url, &socks_addr)?;
         Ok((
             Server {
                 child,

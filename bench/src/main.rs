@@ -2,6 +2,7 @@
 //! a hand-written floor, hyper-util's `Tunnel` + hyper-rustls, and reqwest, in one run.
 //!
 //! `cargo run --release -p tower-tunnel-bench -- [--n N] [--throughput-mib M] [--idle C] [--quick]`
+//! (`--rtt`: only the round trips to the first byte, through a delaying relay)
 //!
 //! Layout of a run:
 //! - The in-process `TestProxy` and `TestOrigin` run in a child process (this binary with
@@ -14,7 +15,8 @@
 //!   allocator state left by one client cannot hide another's growth.
 //!
 //! Modules: `fixtures` (the child process), `clients`, `runs` (setup, phases, throughput,
-//! the https:// proxy comparison, TCP_NODELAY on and off, allocation traces), `memory`
+//! the https:// proxy comparison, TCP_NODELAY on and off, allocation traces), `rtt` (round
+//! trips per route through a delaying relay, against curl), `memory`
 //! (idle probes), `report` (statistics and tables), `alloc` (the counting allocator), `args`, `tls`, `util`.
 
 mod alloc;
@@ -23,6 +25,7 @@ mod clients;
 mod fixtures;
 mod memory;
 mod report;
+mod rtt;
 mod runs;
 mod tls;
 mod util;
@@ -48,12 +51,17 @@ fn bench(args: &Args) -> Result<()> {
     report::print_machine();
     let (mut server, env) = Server::start(args.fixture_h2_proxy)?;
     let rt = current_thread_runtime()?;
+    if args.rtt_only {
+        rtt::print_table(&rtt::measure(args, &env, &rt)?);
+        return Ok(());
+    }
     let (mut rows, mut via_rows, nagle_rows) =
         rt.block_on(runs::measure(args, &env, &mut server))?;
     memory::measure_idle(args, &env, &mut server, &mut rows, &mut via_rows)?;
     report::print_table(args, &rows);
     report::print_via_table(args, &via_rows);
     report::print_nagle_table(args, &nagle_rows);
+    rtt::print_table(&rtt::measure(args, &env, &rt)?);
     println!();
     println!("load average at end: {}", report::loadavg());
     Ok(())
