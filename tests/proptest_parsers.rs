@@ -27,7 +27,7 @@ fn valid_head() -> impl Strategy<Value = (u16, Vec<u8>)> {
 /// The fixed texts of `Proxy::new`'s errors that hold a digit.
 const FIXED_MESSAGES: &str =
     "the scheme must be http, https, socks5, socks5h, socks4a, socks4 or socks; \
-     user name is not UTF-8; password is not UTF-8";
+     user name is not UTF-8; password is not UTF-8; invalid IPv6 address";
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
