@@ -27,6 +27,7 @@
 #![cfg(target_os = "linux")]
 
 use std::collections::BTreeSet;
+use std::error::Error as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -679,4 +680,42 @@ async fn dripped_connect_works_and_a_dripped_tls_times_out_on_time() {
         "{err}"
     );
     assert!(elapsed <= deadline(Phase::Tls), "{elapsed:?}");
+}
+
+/// Regression (found by this walk): a SOCKS proxy that resets the connection while the
+/// client waits for its reply was an `Io` error, where an HTTP proxy's reset is
+/// `ProxyClosed`, as the failure-mode table says.
+#[tokio::test]
+async fn socks5_reset_before_the_reply_is_proxy_closed() {
+    let origin = TestOrigin::start().await.unwrap();
+    let uri: Uri = origin.https_url().parse().unwrap();
+    let socks = socks5_server().await;
+    // The client's greeting (3 bytes) and CONNECT request (16 bytes for `localhost`) go
+    // through, then the relay resets before any reply byte.
+    let relay = FaultRelay::builder(socks.addr)
+        .fault(RelayFault::Reset {
+            direction: Direction::Up,
+            at: 19,
+        })
+        .start()
+        .await
+        .unwrap();
+    let err = connect(Level::Route, proxy(Hop::Socks5, relay.addr()), uri)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.phase()),
+        (ErrorKind::ProxyClosed, Some(Phase::ProxyConnect)),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "SOCKS5 proxy {} closed the connection without answering for {}",
+            relay.addr(),
+            origin.authority()
+        )
+    );
+    let source = err.source().unwrap().to_string();
+    assert_eq!(source, "SOCKS proxy closed the connection before replying");
 }

@@ -116,7 +116,24 @@ where
             // Unreachable with the parsers above: a reply fits in `buf`.
             return Err(SocksError::Closed { received: filled });
         }
-        let n = io.read(&mut buf[filled..end]).await?;
+        let n = match io.read(&mut buf[filled..end]).await {
+            Ok(n) => n,
+            // A proxy that closes with unread input sends a reset, not a FIN.
+            Err(source)
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Err(SocksError::Reset {
+                    received: filled,
+                    source,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Err(SocksError::Closed { received: filled });
         }
