@@ -719,3 +719,40 @@ async fn socks5_reset_before_the_reply_is_proxy_closed() {
     let source = err.source().unwrap().to_string();
     assert_eq!(source, "SOCKS proxy closed the connection before replying");
 }
+
+/// Regression (found by this walk): an HTTP/2 proxy connection that is reset or closed
+/// before the `CONNECT` answer was an `Io` error ("connection error"), or during the
+/// HTTP/2 handshake a `Handshake` error naming the target, where the same over HTTP/1.1
+/// is `ProxyClosed`.
+#[tokio::test]
+async fn http2_proxy_closed_before_the_answer_is_proxy_closed() {
+    let origin = TestOrigin::start().await.unwrap();
+    let uri: Uri = origin.https_url().parse().unwrap();
+    let h2 = TestH2Proxy::start().await.unwrap();
+    let relay = FaultRelay::start(h2.addr()).await.unwrap();
+    connect(Level::Route, proxy(Hop::HttpsH2, relay.addr()), uri.clone())
+        .await
+        .unwrap();
+    // Break the connection in the middle of every chunk of a clean exchange; those that
+    // fail in the CONNECT (not in the proxy's TLS) must say the proxy closed.
+    let mut closed = 0;
+    for c in relay.chunks() {
+        for kind in [Kind::Reset, Kind::Drop, Kind::HalfClose] {
+            let relay = FaultRelay::builder(h2.addr())
+                .fault(fault(kind, c.direction, c.offset + 1))
+                .start()
+                .await
+                .unwrap();
+            let Err(err) =
+                connect(Level::Route, proxy(Hop::HttpsH2, relay.addr()), uri.clone()).await
+            else {
+                continue;
+            };
+            if err.phase() == Some(Phase::ProxyConnect) {
+                assert_eq!(err.kind(), ErrorKind::ProxyClosed, "{kind:?} {c:?}: {err}");
+                closed += 1;
+            }
+        }
+    }
+    assert!(closed > 0);
+}
