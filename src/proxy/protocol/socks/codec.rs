@@ -205,8 +205,8 @@ pub(crate) enum SocksError {
         /// Bytes of the reply read before the close.
         received: usize,
     },
-    /// The proxy reset the connection (or it was aborted) while a reply
-    /// was awaited: a close as much as an end of stream is, like
+    /// The proxy reset the connection (or a write met a broken pipe) while
+    /// a reply was awaited: a close as much as an end of stream is, like
     /// [`SocksError::Closed`], with the `io::Error` kept as the source.
     Reset {
         /// Bytes of the reply read before the reset.
