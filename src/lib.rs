@@ -239,6 +239,12 @@
 //! the same read as the answer (replayed, never dropped). Proxy credentials never
 //! appear in any `Debug`, `Display`, error source or tracing output.
 //!
+//! A connection to the first hop that breaks at any byte of a handshake (reset,
+//! stalled, half-closed or closed, either way) ends in an [`Error`] of the phase it
+//! hit, within the timeouts of the phases so far: `tests/fault_walk.rs` walks the
+//! `CONNECT`, SOCKS5, proxy TLS (`CONNECT` over HTTP/1.1 and HTTP/2) and target TLS
+//! exchanges byte by byte with `test_util::FaultRelay`.
+//!
 //! # Modules
 //!
 //! Imports point down the stack, so each module can be read knowing only
@@ -257,8 +263,8 @@
 //!
 //! # Features
 //!
-//! - `test-util`: an in-process CONNECT proxy and TLS origin on loopback
-//!   ([`test_util`]), for your tests and this crate's.
+//! - `test-util`: an in-process CONNECT proxy and TLS origin on loopback, and a
+//!   fault-injecting TCP relay ([`test_util`]), for your tests and this crate's.
 //! - `negotiate` (Unix only): Negotiate (SPNEGO/Kerberos) proxy
 //!   authentication from the user's ticket cache, through the system's
 //!   GSSAPI. Building it needs the Kerberos headers, `pkg-config` and

@@ -520,6 +520,9 @@ where
         let (send, conn) = within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
             .await?
             .map_err(|e| {
+                if closed_under(&e) {
+                    return h2_error(e);
+                }
                 Error::new(ErrorKind::Handshake, Some(Phase::ProxyConnect))
                     .with_detail("HTTP/2 handshake with the proxy")
                     .with_source(e)
@@ -696,7 +699,7 @@ struct H2Tunnel {
 
 /// A failed HTTP/2 stream or connection to the proxy.
 fn h2_error(e: hyper::Error) -> Error {
-    let (kind, detail) = if e.is_closed() || e.is_canceled() {
+    let (kind, detail) = if e.is_closed() || e.is_canceled() || closed_under(&e) {
         (ErrorKind::ProxyClosed, "its HTTP/2 connection closed")
     } else {
         (
@@ -709,14 +712,36 @@ fn h2_error(e: hyper::Error) -> Error {
         .with_source(e)
 }
 
+/// Whether an HTTP/2 failure is the proxy's connection going away (a reset,
+/// an end of stream, TLS without `close_notify`): a close, as it is for an
+/// HTTP/1.1 proxy, not a failed read.
+fn closed_under(e: &hyper::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    // Bounded: hyper's, h2's and rustls's chains are a few levels deep.
+    for _ in 0..8 {
+        let Some(c) = cause else { return false };
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
     use socks::SocksError as S;
     let kind = match &e {
         S::NoAcceptableMethods | S::AuthRequired => ErrorKind::ProxyAuthRequired,
         S::AuthFailed(_) => ErrorKind::ProxyAuthFailed,
         S::Malformed(_) => ErrorKind::ProxyMalformed,
-        S::Closed { received: 0 } => ErrorKind::ProxyClosed,
-        S::Closed { .. } => ErrorKind::ProxyTruncated,
+        S::Closed { received: 0 } | S::Reset { received: 0, .. } => ErrorKind::ProxyClosed,
+        S::Closed { .. } | S::Reset { .. } => ErrorKind::ProxyTruncated,
         S::InvalidDomain { .. } | S::Socks4Ipv6(_) | S::NoIpv4Address => ErrorKind::InvalidTarget,
         S::InvalidCredentials => ErrorKind::InvalidProxy,
         S::Io(_) => ErrorKind::Io,

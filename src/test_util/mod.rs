@@ -10,6 +10,9 @@
 //!   direct ones, so a test can prove a request did not bypass the proxy.
 //! - [`TestH2Proxy`]: an `https://` CONNECT proxy speaking HTTP/2 and HTTP/1.1, counting
 //!   connections and streams, for clients that share one proxy connection among tunnels.
+//! - [`FaultRelay`]: a TCP relay in front of any of them that resets, stalls, half-closes
+//!   or drops a connection at a chosen byte of either direction, or drips it
+//!   ([`RelayFault`]), and counts connections and bytes each way.
 //! - [`client_config`], [`ca_pem`], [`tls_acceptor`] and friends: the same test CA and
 //!   certificate, for clients and for servers of your own (a tonic server, say).
 //!
@@ -57,9 +60,11 @@ mod certs;
 mod h2_proxy;
 mod origin;
 mod proxy;
+mod relay;
 mod server;
 
 pub use certs::{ca_der, ca_pem, client_config, root_store, server_config, tls_acceptor};
 pub use h2_proxy::{TestH2Proxy, TestH2ProxyBuilder};
 pub use origin::{TestOrigin, TestOriginBuilder, HELLO_BODY};
 pub use proxy::{Fault, RecordedRequest, TestProxy, TestProxyBuilder};
+pub use relay::{Chunk, Direction, FaultRelay, FaultRelayBuilder, RelayFault};

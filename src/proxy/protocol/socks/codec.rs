@@ -205,6 +205,15 @@ pub(crate) enum SocksError {
         /// Bytes of the reply read before the close.
         received: usize,
     },
+    /// The proxy reset the connection (or a write met a broken pipe) while
+    /// a reply was awaited: a close as much as an end of stream is, like
+    /// [`SocksError::Closed`], with the `io::Error` kept as the source.
+    Reset {
+        /// Bytes of the reply read before the reset.
+        received: usize,
+        /// The read's error.
+        source: io::Error,
+    },
     /// The target's domain name is empty or longer than 255 bytes, or (for
     /// SOCKS4a) contains a NUL byte.
     InvalidDomain {
@@ -294,10 +303,10 @@ impl fmt::Display for SocksError {
                 f,
                 "SOCKS5 proxy sent a malformed reply: unknown address type {t:#04x}"
             ),
-            SocksError::Closed { received: 0 } => {
+            SocksError::Closed { received: 0 } | SocksError::Reset { received: 0, .. } => {
                 f.write_str("SOCKS proxy closed the connection before replying")
             }
-            SocksError::Closed { received } => write!(
+            SocksError::Closed { received } | SocksError::Reset { received, .. } => write!(
                 f,
                 "SOCKS proxy closed the connection in the middle of its reply \
                  (after {received} bytes)"
@@ -326,7 +335,7 @@ impl fmt::Display for SocksError {
 impl std::error::Error for SocksError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SocksError::Io(e) => Some(e),
+            SocksError::Io(e) | SocksError::Reset { source: e, .. } => Some(e),
             _ => None,
         }
     }
@@ -959,6 +968,8 @@ mod tests {
             (SocksError::Malformed(Malformed::AddressType(9)), "SOCKS5 proxy sent a malformed reply: unknown address type 0x09"),
             (SocksError::Closed { received: 0 }, "SOCKS proxy closed the connection before replying"),
             (SocksError::Closed { received: 3 }, "SOCKS proxy closed the connection in the middle of its reply (after 3 bytes)"),
+            (SocksError::Reset { received: 0, source: io::ErrorKind::ConnectionReset.into() }, "SOCKS proxy closed the connection before replying"),
+            (SocksError::Reset { received: 4, source: io::ErrorKind::ConnectionReset.into() }, "SOCKS proxy closed the connection in the middle of its reply (after 4 bytes)"),
             (SocksError::InvalidDomain { len: 256 }, "target host name of 256 bytes cannot be sent over SOCKS (1 to 255 bytes, no NUL)"),
             (SocksError::InvalidCredentials, "SOCKS credentials cannot be sent: username and password are at most 255 bytes each, and a SOCKS4 user id has no NUL byte"),
             (SocksError::Socks4Ipv6(Ipv6Addr::LOCALHOST), "SOCKS4 cannot carry the IPv6 address ::1"),

@@ -88,9 +88,24 @@ async fn send<T>(io: &mut TokioIo<T>, msg: &[u8]) -> Result<(), SocksError>
 where
     T: hyper::rt::Write + Unpin,
 {
-    io.write_all(msg).await?;
-    io.flush().await?;
-    Ok(())
+    let sent = async {
+        io.write_all(msg).await?;
+        io.flush().await
+    };
+    sent.await.map_err(|e| closed_or_io(e, 0))
+}
+
+/// A read or write error: a reset, abort, broken pipe or early end of stream
+/// says the proxy closed the connection (one with unread input sends a reset,
+/// not a FIN), after `received` bytes of the reply awaited.
+fn closed_or_io(source: io::Error, received: usize) -> SocksError {
+    match source.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => SocksError::Reset { received, source },
+        _ => SocksError::Io(source),
+    }
 }
 
 /// Reads one reply into `buf`, asking the stream for no more than the
@@ -116,7 +131,10 @@ where
             // Unreachable with the parsers above: a reply fits in `buf`.
             return Err(SocksError::Closed { received: filled });
         }
-        let n = io.read(&mut buf[filled..end]).await?;
+        let n = io
+            .read(&mut buf[filled..end])
+            .await
+            .map_err(|e| closed_or_io(e, filled))?;
         if n == 0 {
             return Err(SocksError::Closed { received: filled });
         }
