@@ -1008,3 +1008,40 @@ async fn squid_negotiate_with_the_ticket_from_kinit() {
     )
     .await;
 }
+
+// --- SOCKS5 pipelining: which real servers carry it -------------------------------------
+
+#[tokio::test]
+async fn dante_carries_pipelined_socks5() {
+    let url = proxy_url!("DANTE_SOCKS4_URL");
+    let socks5 = url.replacen("socks4://", "socks5h://", 1);
+    let (_, info) = tunnel_and_get(
+        proxy(&socks5).with_socks_pipelining(true),
+        "pipelined SOCKS5 through Dante",
+    )
+    .await;
+    assert_route(&info, &socks5, "socks5");
+}
+
+#[tokio::test]
+async fn microsocks_drops_pipelined_socks5_and_the_error_says_so() {
+    let url = proxy_url!("SOCKS5_URL");
+    let origin = TestOrigin::start().await.unwrap();
+    let stack = ServiceBuilder::new()
+        .layer(
+            ProxyConnectLayer::new(proxy(&socks5h(&url)).with_socks_pipelining(true))
+                .with_connect_timeout(Some(Duration::from_secs(1))),
+        )
+        .service(HttpConnector::new());
+    let started = Instant::now();
+    let err = bounded(stack.oneshot(origin.https_url().parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.to_string().contains("with_socks_pipelining"), "{err}");
+}

@@ -649,6 +649,7 @@ where
                     &mut hop.io,
                     target,
                     creds.map(|c| (c.user.as_str(), c.password.as_str())),
+                    proxy.is_socks_pipelining(),
                 )),
                 Route::Socks5 {
                     proxy: proxy.authority().clone(),
@@ -656,7 +657,16 @@ where
             ),
         };
         within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
-            .await?
+            .await
+            .map_err(|e| match proxy.is_socks_pipelining() {
+                // A server that reads one message per read drops what came
+                // with the greeting, and never answers the request.
+                true => e.with_detail(
+                    "no answer to the SOCKS5 request sent with the greeting: this server may \
+                     drop pipelined messages (microsocks does); turn Proxy::with_socks_pipelining off",
+                ),
+                false => e,
+            })?
             .map_err(fail)?;
         let mut info = ConnectionInfo::new(self.target.clone(), route);
         info.timings = hop.timings();

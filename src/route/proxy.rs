@@ -232,6 +232,7 @@ pub struct Proxy {
     tunnel_http: bool,
     http2: Http2Mode,
     mode: ProxyAuth,
+    socks_pipelining: bool,
     // The proxy this one is reached through (curl's `--preproxy`), if any.
     preproxy: Option<Box<Proxy>>,
 }
@@ -323,6 +324,7 @@ impl Proxy {
             tunnel_http: false,
             http2: Http2Mode::Auto,
             mode: ProxyAuth::Basic,
+            socks_pipelining: false,
             preproxy: None,
         };
         if let Some(userinfo) = userinfo {
@@ -425,6 +427,28 @@ impl Proxy {
     pub fn with_preproxy(mut self, outer: Proxy) -> Self {
         self.preproxy = Some(Box::new(outer));
         self
+    }
+
+    /// Sends a SOCKS5 proxy the greeting, the username and password (when
+    /// set) and the request in one write, saving one round trip (two with
+    /// credentials) on every tunnel: SOCKS5 then costs what an HTTP
+    /// `CONNECT` does. Off by default.
+    ///
+    /// Only one authentication method is offered (username/password with
+    /// credentials, none without), since the messages after the greeting
+    /// assume it. Not every server reads its input as a stream: Dante
+    /// (`dante-server` 1.4) carries it; microsocks answers the greeting and
+    /// drops the rest, so the tunnel fails when the `CONNECT` timeout runs
+    /// out, with an error that says so (the interop suite checks both).
+    pub fn with_socks_pipelining(mut self, pipelining: bool) -> Self {
+        self.socks_pipelining = pipelining;
+        self
+    }
+
+    /// Whether SOCKS5 messages are pipelined; see
+    /// [`Proxy::with_socks_pipelining`].
+    pub fn is_socks_pipelining(&self) -> bool {
+        self.socks_pipelining && matches!(self.kind, ProxyKind::Socks5 | ProxyKind::Socks5h)
     }
 
     /// The proxy this one is reached through; see [`Proxy::with_preproxy`].
@@ -564,6 +588,9 @@ impl fmt::Debug for Proxy {
         }
         if self.mode != ProxyAuth::Basic {
             d.field("auth", &self.mode);
+        }
+        if self.socks_pipelining {
+            d.field("socks_pipelining", &true);
         }
         if let Some(outer) = &self.preproxy {
             d.field("preproxy", outer);

@@ -386,6 +386,17 @@ pub(crate) fn encode_greeting(with_credentials: bool) -> Vec<u8> {
     }
 }
 
+/// `VER 1 METHOD`: the one method pipelined messages assume, username and
+/// password when credentials are set, else none.
+pub(crate) fn encode_single_method_greeting(with_credentials: bool) -> Vec<u8> {
+    let method = if with_credentials {
+        METHOD_USER_PASS
+    } else {
+        METHOD_NONE
+    };
+    vec![SOCKS5, 1, method]
+}
+
 /// RFC 1929 §2: `VER ULEN UNAME PLEN PASSWD`.
 pub(crate) fn encode_user_pass(user: &str, pass: &str) -> Result<Vec<u8>, SocksError> {
     let (Ok(ulen), Ok(plen)) = (u8::try_from(user.len()), u8::try_from(pass.len())) else {

@@ -36,10 +36,17 @@ pub(crate) async fn resolve_v4(host: &str, port: u16) -> Result<SocketAddr, Sock
 /// SOCKS5 CONNECT to `target` over `io`, authenticating with `auth` when
 /// the proxy asks for it. On success the stream is a tunnel to the target
 /// and nothing after the reply has been read.
+///
+/// `pipelined` sends the greeting, the RFC 1929 sub-negotiation (with
+/// credentials) and the request in one write, offering the one method the
+/// messages after it assume, then reads the replies in order: one round
+/// trip instead of two or three, for servers that read their input as a
+/// stream (not every server does).
 pub(crate) async fn socks5_handshake<T>(
     io: &mut T,
     target: TargetAddr,
     auth: Option<(&str, &str)>,
+    pipelined: bool,
 ) -> Result<(), SocksError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
@@ -51,17 +58,41 @@ where
     let mut io = TokioIo::new(io);
     let mut buf = [0u8; MAX_REPLY];
 
-    send(&mut io, &encode_greeting(user_pass.is_some())).await?;
-    let method = read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
-    if method == Method::UserPass {
-        if let Some(msg) = &user_pass {
-            send(&mut io, msg).await?;
-            read_reply(&mut io, &mut buf, parse_auth_status).await?;
+    if pipelined {
+        let mut msg = encode_single_method_greeting(user_pass.is_some());
+        if let Some(user_pass) = &user_pass {
+            msg.extend_from_slice(user_pass);
         }
+        msg.extend_from_slice(&connect);
+        send(&mut io, &msg).await?;
+        let method =
+            read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
+        match (method, &user_pass) {
+            (Method::UserPass, Some(_)) => {
+                read_reply(&mut io, &mut buf, parse_auth_status).await?;
+            }
+            (Method::None, None) => {}
+            // Only one method was offered: anything else breaks the
+            // messages already sent after the greeting.
+            (Method::None, Some(_)) => {
+                return Err(SocksError::Malformed(Malformed::UnofferedMethod(0x00)))
+            }
+            (Method::UserPass, None) => return Err(SocksError::AuthRequired),
+        }
+    } else {
+        send(&mut io, &encode_greeting(user_pass.is_some())).await?;
+        let method =
+            read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
+        if method == Method::UserPass {
+            if let Some(msg) = &user_pass {
+                send(&mut io, msg).await?;
+                read_reply(&mut io, &mut buf, parse_auth_status).await?;
+            }
+        }
+        send(&mut io, &connect).await?;
     }
-    send(&mut io, &connect).await?;
     let bound = read_reply(&mut io, &mut buf, parse_socks5_reply).await?;
-    tracing::trace!(?bound, %target, "SOCKS5 proxy opened the tunnel");
+    tracing::trace!(?bound, %target, pipelined, "SOCKS5 proxy opened the tunnel");
     Ok(())
 }
 
@@ -201,7 +232,7 @@ mod tests {
         ])
         .await;
         let mut io = dial(addr).await;
-        socks5_handshake(&mut io, domain("example.com", 443), None)
+        socks5_handshake(&mut io, domain("example.com", 443), None, false)
             .await
             .unwrap();
         drop(io);
@@ -233,7 +264,7 @@ mod tests {
             let mut io = dial(addr).await;
             let err = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
-                socks5_handshake(&mut io, domain("example.com", 443), None),
+                socks5_handshake(&mut io, domain("example.com", 443), None, false),
             )
             .await
             .expect("handshake hung")
@@ -256,11 +287,77 @@ mod tests {
         ])
         .await;
         let mut io = dial(addr).await;
-        socks5_handshake(&mut io, v4([10, 9, 8, 7], 80), Some(("alice", "s3cr3t")))
+        socks5_handshake(
+            &mut io,
+            v4([10, 9, 8, 7], 80),
+            Some(("alice", "s3cr3t")),
+            false,
+        )
+        .await
+        .unwrap();
+        drop(io);
+        assert!(server.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn socks5_pipelined_sends_everything_in_one_write() {
+        // No credentials: greeting offering "no authentication" alone, then
+        // the request, before any reply.
+        let mut pipelined = vec![5, 1, 0];
+        pipelined.extend_from_slice(CONNECT_EXAMPLE);
+        let pipelined: &'static [u8] = Box::leak(pipelined.into_boxed_slice());
+        let (addr, server) = scripted(vec![
+            Step::Expect(pipelined),
+            Step::Send(&[5, 0]),
+            Step::Send(OK_V4),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        socks5_handshake(&mut io, domain("example.com", 443), None, true)
             .await
             .unwrap();
         drop(io);
         assert!(server.await.unwrap().is_empty());
+
+        // Credentials: username/password alone, the RFC 1929 message, then
+        // the request.
+        let mut pipelined = vec![5, 1, 2];
+        pipelined.extend_from_slice(b"\x01\x05alice\x06s3cr3t");
+        pipelined.extend_from_slice(CONNECT_EXAMPLE);
+        let pipelined: &'static [u8] = Box::leak(pipelined.into_boxed_slice());
+        let (addr, server) = scripted(vec![
+            Step::Expect(pipelined),
+            Step::Send(&[5, 2]),
+            Step::Send(&[1, 0]),
+            Step::Send(OK_V4),
+        ])
+        .await;
+        let mut io = dial(addr).await;
+        socks5_handshake(
+            &mut io,
+            domain("example.com", 443),
+            Some(("alice", "s3cr3t")),
+            true,
+        )
+        .await
+        .unwrap();
+        drop(io);
+        assert!(server.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn socks5_pipelined_refuses_a_method_that_breaks_what_was_sent() {
+        // Credentials were pipelined; a proxy choosing "no authentication"
+        // would read them as the request.
+        let (addr, _server) = scripted(vec![Step::Expect(&[5, 1, 2]), Step::Send(&[5, 0])]).await;
+        let mut io = dial(addr).await;
+        let err = socks5_handshake(&mut io, domain("example.com", 443), Some(("a", "b")), true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SocksError::Malformed(Malformed::UnofferedMethod(0))),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -273,7 +370,7 @@ mod tests {
         ])
         .await;
         let mut io = dial(addr).await;
-        socks5_handshake(&mut io, domain("example.com", 443), Some(("a", "b")))
+        socks5_handshake(&mut io, domain("example.com", 443), Some(("a", "b")), false)
             .await
             .unwrap();
         drop(io);
@@ -294,6 +391,7 @@ mod tests {
             &mut io,
             domain("example.com", 443),
             Some(("alice", "wrong")),
+            false,
         )
         .await
         .unwrap_err();
@@ -310,7 +408,7 @@ mod tests {
             let reply: &'static [u8] = if method == 2 { &[5, 2] } else { &[5, 0xFF] };
             let (addr, server) = scripted(vec![Step::Expect(&[5, 1, 0]), Step::Send(reply)]).await;
             let mut io = dial(addr).await;
-            let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+            let err = socks5_handshake(&mut io, domain("example.com", 443), None, false)
                 .await
                 .unwrap_err();
             assert_eq!(format!("{err:?}"), expected);
@@ -323,7 +421,7 @@ mod tests {
     async fn socks5_close_and_garbage() {
         let (addr, _server) = scripted(vec![Step::Expect(&[5, 1, 0]), Step::Close]).await;
         let mut io = dial(addr).await;
-        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+        let err = socks5_handshake(&mut io, domain("example.com", 443), None, false)
             .await
             .unwrap_err();
         assert!(matches!(err, SocksError::Closed { received: 0 }), "{err:?}");
@@ -337,7 +435,7 @@ mod tests {
         ])
         .await;
         let mut io = dial(addr).await;
-        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+        let err = socks5_handshake(&mut io, domain("example.com", 443), None, false)
             .await
             .unwrap_err();
         assert!(matches!(err, SocksError::Closed { received: 5 }), "{err:?}");
@@ -352,7 +450,7 @@ mod tests {
         ])
         .await;
         let mut io = dial(addr).await;
-        let fut = socks5_handshake(&mut io, domain("example.com", 443), None);
+        let fut = socks5_handshake(&mut io, domain("example.com", 443), None, false);
         let res = tokio::time::timeout(std::time::Duration::from_millis(200), fut).await;
         assert!(res.is_err(), "returned {res:?}");
 
@@ -363,7 +461,7 @@ mod tests {
         ])
         .await;
         let mut io = dial(addr).await;
-        let err = socks5_handshake(&mut io, domain("example.com", 443), None)
+        let err = socks5_handshake(&mut io, domain("example.com", 443), None, false)
             .await
             .unwrap_err();
         assert_eq!(
@@ -376,13 +474,18 @@ mod tests {
     async fn unsendable_target_fails_before_any_byte() {
         let (client, mut server) = tokio::io::duplex(1024);
         let mut io = TokioIo::new(client);
-        let err = socks5_handshake(&mut io, domain(&"a".repeat(256), 443), None)
+        let err = socks5_handshake(&mut io, domain(&"a".repeat(256), 443), None, false)
             .await
             .unwrap_err();
         assert!(matches!(err, SocksError::InvalidDomain { len: 256 }));
-        let err = socks5_handshake(&mut io, domain("ok", 1), Some((&"u".repeat(300), "p")))
-            .await
-            .unwrap_err();
+        let err = socks5_handshake(
+            &mut io,
+            domain("ok", 1),
+            Some((&"u".repeat(300), "p")),
+            false,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SocksError::InvalidCredentials));
         let err = socks4a_handshake(&mut io, TargetAddr::Ip("[::1]:1".parse().unwrap()), None)
             .await
@@ -480,7 +583,7 @@ mod tests {
         let request: &'static [u8] = b"\x05\x01\x00\x03\x09localhost\x1f\x90";
         let proxy = relaying_socks5(echo, request, b"").await;
         let mut io = dial(proxy).await;
-        socks5_handshake(&mut io, domain("localhost", 8080), None)
+        socks5_handshake(&mut io, domain("localhost", 8080), None, false)
             .await
             .unwrap();
         let mut tunnel = TokioIo::new(io);
@@ -497,7 +600,7 @@ mod tests {
         let echo = echo_server().await;
         let proxy = relaying_socks5(echo, CONNECT_EXAMPLE, b"220 banner\r\n").await;
         let mut io = dial(proxy).await;
-        socks5_handshake(&mut io, domain("example.com", 443), None)
+        socks5_handshake(&mut io, domain("example.com", 443), None, false)
             .await
             .unwrap();
         let mut tunnel = TokioIo::new(io);
