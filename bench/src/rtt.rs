@@ -49,17 +49,19 @@ pub enum Route {
     Connect,
     Socks5,
     Socks5h,
+    Socks5hPipelined,
     HttpsH1,
     HttpsH2Fresh,
     HttpsH2Reused,
 }
 
 impl Route {
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 8] = [
         Route::Direct,
         Route::Connect,
         Route::Socks5,
         Route::Socks5h,
+        Route::Socks5hPipelined,
         Route::HttpsH1,
         Route::HttpsH2Fresh,
         Route::HttpsH2Reused,
@@ -71,6 +73,9 @@ impl Route {
             Route::Connect => "HTTP CONNECT (http:// proxy)",
             Route::Socks5 => "SOCKS5 (socks5://, client resolves)",
             Route::Socks5h => "SOCKS5 (socks5h://, proxy resolves)",
+            Route::Socks5hPipelined => {
+                "SOCKS5 (socks5h://, greeting and request pipelined: Proxy::with_socks_pipelining)"
+            }
             Route::HttpsH1 => "https:// proxy, HTTP/1.1 CONNECT",
             Route::HttpsH2Fresh => "https:// proxy, HTTP/2 CONNECT, fresh proxy connection",
             Route::HttpsH2Reused => "https:// proxy, HTTP/2 CONNECT, pooled proxy connection",
@@ -87,6 +92,8 @@ impl Route {
             Route::Connect => 4,
             // TCP + greeting + CONNECT + TLS + request.
             Route::Socks5 | Route::Socks5h => 5,
+            // TCP + greeting and CONNECT in one flight + TLS + request.
+            Route::Socks5hPipelined => 4,
             // TCP + proxy TLS + CONNECT + TLS + request (over h2: the preface and SETTINGS
             // go with the CONNECT's HEADERS, no wait for the proxy's SETTINGS).
             Route::HttpsH1 | Route::HttpsH2Fresh => 5,
@@ -210,7 +217,7 @@ impl Hops {
             Route::Direct => None,
             Route::Connect => Some(format!("http://{}", self.proxy)),
             Route::Socks5 => Some(format!("socks5://{}", self.socks)),
-            Route::Socks5h => Some(format!("socks5h://{}", self.socks)),
+            Route::Socks5h | Route::Socks5hPipelined => Some(format!("socks5h://{}", self.socks)),
             Route::HttpsH1 | Route::HttpsH2Fresh | Route::HttpsH2Reused => {
                 Some(format!("https://{}", self.h2_proxy))
             }
@@ -228,6 +235,9 @@ impl Hops {
             (_, None) => ProxyConnectLayer::direct(),
             (Route::Connect | Route::Socks5 | Route::Socks5h, Some(url)) => {
                 ProxyConnectLayer::new(Proxy::new(&url)?)
+            }
+            (Route::Socks5hPipelined, Some(url)) => {
+                ProxyConnectLayer::new(Proxy::new(&url)?.with_socks_pipelining(true))
             }
             (_, Some(url)) => {
                 let mode = match route {
@@ -318,6 +328,9 @@ fn curl(
 ) -> Result<Duration, String> {
     if route == Route::HttpsH2Fresh {
         return Err("curl 7.88 has no HTTP/2 to proxies (--proxy-http2 is 8.1+)".into());
+    }
+    if route == Route::Socks5hPipelined {
+        return Err("curl does not pipeline SOCKS5 (its row is the one above)".into());
     }
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
