@@ -27,6 +27,11 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "common/settle.rs"]
+mod settle;
+
+use settle::{alive_tasks, assert_settles, open_fds};
+
 use std::collections::BTreeSet;
 use std::error::Error as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -71,9 +76,6 @@ const EVERY_BYTE_TO: u64 = 64;
 /// The step elsewhere.
 const STEP: u64 = 256;
 
-const FD_TOLERANCE: usize = 8;
-const TASK_TOLERANCE: usize = 4;
-
 #[derive(Clone, Copy, Debug)]
 enum Hop {
     /// `CONNECT` over TCP to a `TestProxy`.
@@ -92,35 +94,6 @@ enum Level {
     Route,
     Tls,
     Full,
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-async fn assert_settles(what: &str, before: (usize, usize)) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = (open_fds(), alive_tasks());
-        if now.0 <= before.0 + FD_TOLERANCE && now.1 <= before.1 + TASK_TOLERANCE {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: leaked: fds {} -> {}, tasks {} -> {}",
-            before.0,
-            now.0,
-            before.1,
-            now.1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A SOCKS5 server on loopback (no authentication, CONNECT only) that tunnels to

@@ -4,7 +4,7 @@
 //! Descriptors are counted in `/proc/self/fd` (Linux), tasks with tokio's
 //! `num_alive_tasks`. The fixtures run in this process too, so after each run the counts
 //! are polled (bounded, 15 s) until the fixtures have closed their side; a tolerance of
-//! [`FD_TOLERANCE`] descriptors absorbs runtime noise (the test harness, a lazily opened
+//! `settle::FD_TOLERANCE` descriptors absorbs runtime noise (the test harness, a lazily opened
 //! `/dev/urandom`, epoll or timer descriptors), far below the 1,000 a leak per connect
 //! would show. The tests in this file take a lock so they never overlap.
 //!
@@ -12,6 +12,11 @@
 //! `cargo test --release --test leaks -- --ignored`. The always-on version makes 1,000.
 
 #![cfg(target_os = "linux")]
+
+#[path = "common/settle.rs"]
+mod settle;
+
+use settle::{assert_settles, snapshot};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,48 +33,7 @@ use tower_tunnel::{AlpnDispatchLayer, Error, HttpConnection, Proxy, ProxyConnect
 
 type Body = Empty<Bytes>;
 
-const FD_TOLERANCE: usize = 8;
-const TASK_TOLERANCE: usize = 4;
-
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Waits (bounded) until descriptors and tasks are back within tolerance of `before`.
-async fn assert_settles(what: &str, before: (usize, usize)) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = (open_fds(), alive_tasks());
-        if now.0 <= before.0 + FD_TOLERANCE && now.1 <= before.1 + TASK_TOLERANCE {
-            eprintln!(
-                "{what}: fds {} -> {}, tasks {} -> {}",
-                before.0, now.0, before.1, now.1
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: leaked: fds {} -> {}, tasks {} -> {}",
-            before.0,
-            now.0,
-            before.1,
-            now.1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn snapshot() -> (usize, usize) {
-    (open_fds(), alive_tasks())
-}
 
 fn full_stack(
     proxy: &str,
