@@ -166,9 +166,7 @@ impl<B> HttpConnection<B> {
                             .map_err(|e| self.fail(ErrorKind::Request).with_source(e))?;
                         let headers = req.headers_mut();
                         headers.remove(PROXY_AUTHORIZATION);
-                        for (name, value) in &proxy.forward_headers() {
-                            headers.append(name, value.clone());
-                        }
+                        proxy.append_forward_headers(headers);
                     }
                     // Through a tunnel or direct, the origin gets
                     // origin-form, and never the proxy's credentials.

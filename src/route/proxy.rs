@@ -504,11 +504,22 @@ impl Proxy {
     /// [`ForwardProxyLayer`](crate::ForwardProxyLayer) put them on requests
     /// for you.
     pub fn forward_headers(&self) -> HeaderMap {
-        let mut headers = self.headers.clone();
-        if let Some(auth) = self.authorization() {
-            headers.insert(http::header::PROXY_AUTHORIZATION, auth.clone());
-        }
+        let mut headers = HeaderMap::new();
+        self.append_forward_headers(&mut headers);
         headers
+    }
+
+    /// Appends [`Proxy::forward_headers`] to a request's `headers`, with no
+    /// map of their own in between: what a connection does per request.
+    pub(crate) fn append_forward_headers(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        // `with_header` keeps `Proxy-Authorization` in `auth`, never in
+        // `headers`, so there is one of it at most.
+        if let Some(auth) = self.authorization() {
+            headers.append(http::header::PROXY_AUTHORIZATION, auth.clone());
+        }
     }
 
     /// The `Proxy-Authorization` sent before any challenge: Basic in the
