@@ -24,7 +24,7 @@ use std::time::Duration;
 use http::uri::Authority;
 
 use crate::error::ProxyResponse;
-use crate::route::Proxy;
+use crate::route::{Proxy, Skipped};
 
 /// The way a connection reaches its target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,6 +199,7 @@ pub struct ConnectionInfo {
     // The connection's `tower_tunnel::connect` span: every layer's phase
     // events go under it.
     pub(crate) span: tracing::Span,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 impl PartialEq for ConnectionInfo {
@@ -210,6 +211,7 @@ impl PartialEq for ConnectionInfo {
             && self.tls_version == other.tls_version
             && self.resumed == other.resumed
             && self.timings == other.timings
+            && self.skipped == other.skipped
     }
 }
 
@@ -229,6 +231,7 @@ impl fmt::Debug for ConnectionInfo {
             .field("tls_version", &self.tls_version)
             .field("resumed", &self.resumed)
             .field("timings", &self.timings)
+            .field("skipped", &self.skipped)
             .finish()
     }
 }
@@ -247,6 +250,7 @@ impl ConnectionInfo {
             timings: Timings::default(),
             h2_shared: None,
             span: tracing::Span::none(),
+            skipped: Vec::new(),
         }
     }
 
@@ -258,6 +262,14 @@ impl ConnectionInfo {
     /// How the connection reaches the target.
     pub fn route(&self) -> &Route {
         &self.route
+    }
+
+    /// The hops of the proxy list passed over on the way to this route,
+    /// with why: those this connection tried and could not reach, in the
+    /// order tried, then those it did not try because they failed lately.
+    /// Empty for a single proxy, or when the first hop answered.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
     }
 
     /// The proxy the route goes through, as the rules gave it; `None` for a

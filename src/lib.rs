@@ -307,6 +307,9 @@ pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
-pub use crate::route::{Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, Rule};
+pub use crate::route::{
+    Decision, Hop, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, ProxyList, Rule,
+    SkipReason, Skipped,
+};
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
 pub use crate::tls::{MaybeTlsStream, TlsConnect, TlsLayer, TlsStream};
