@@ -338,6 +338,9 @@ impl fmt::Display for ConnectionInfo {
             write!(f, " through {}://{}", hop.kind(), hop.authority())?;
             outer = hop.preproxy();
         }
+        for skipped in &self.skipped {
+            write!(f, ", skipped {} ({})", skipped.hop(), skipped.reason())?;
+        }
         if let Some(n) = self.shared_tunnels() {
             write!(f, ", {n} tunnels on the connection")?;
         }

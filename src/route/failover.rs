@@ -100,7 +100,12 @@ pub(crate) fn is_unreachable(err: &Error) -> bool {
             err.phase(),
             Some(Phase::Dial | Phase::ProxyTls | Phase::ProxyConnect)
         ),
-        ErrorKind::Io => matches!(err.phase(), Some(Phase::Dial | Phase::ProxyTls)),
+        // A reset before any answer: the proxy's answer would have been
+        // read into a response (or a SOCKS reply kind) first.
+        ErrorKind::Io => matches!(
+            err.phase(),
+            Some(Phase::Dial | Phase::ProxyTls | Phase::ProxyConnect)
+        ),
         _ => false,
     }
 }

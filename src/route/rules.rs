@@ -61,6 +61,37 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<ProxyList> + Send + Sync>;
 ///   applies to it. curl's command line guesses `http://`.
 /// - The bypass list has a few extensions; see [`NoProxy`].
 ///
+/// # Proxy lists and failover
+///
+/// Every rule can give an ordered [`ProxyList`] instead of one proxy
+/// (`PROXY a:3128; PROXY b:3128; DIRECT`, as a PAC script answers). The
+/// connector tries the hops in order and moves to the next only when a hop
+/// cannot be reached: the dial failed or timed out, the proxy's TLS
+/// handshake failed, or the proxy closed, reset or stayed silent before it
+/// answered. An answer (a `403`, a `407`, a SOCKS refusal) is returned as
+/// the error, never passed over: a proxy that refuses must not send the
+/// target to another proxy, or direct. `DIRECT` is tried only where the
+/// list names it.
+///
+/// A hop that could not be reached is moved to the end of the list for
+/// five minutes ([`with_retry_failed_after`](Proxies::with_retry_failed_after);
+/// as Chromium), so later connections do not wait for it, and is tried
+/// again after. [`Decision::skipped`] names the hops moved back, and
+/// [`ConnectionInfo::skipped`](crate::ConnectionInfo::skipped) every hop a
+/// connection passed over, with why. The memory is shared by the clones
+/// of one `Proxies`, holds at most 256 hops, and keys hops by kind and
+/// address (never credentials); `DIRECT` is never remembered.
+///
+/// ```
+/// use tower_tunnel::{Proxies, ProxyList};
+///
+/// let proxies = Proxies::new()
+///     .with_https(ProxyList::parse("PROXY a.corp:3128; PROXY b.corp:3128")?);
+/// let decision = proxies.decide(&"https://example.com/".parse().unwrap())?;
+/// assert_eq!(decision.hops().len(), 2);
+/// # Ok::<(), tower_tunnel::Error>(())
+/// ```
+///
 /// # Example
 ///
 /// ```
@@ -547,6 +578,23 @@ mod tests {
             (Some("http://s:1".into()), Rule::All)
         );
         assert!(!Proxies::new().with_wss(h).is_empty());
+    }
+
+    #[test]
+    fn forward_headers_never_cross_to_another_proxy_of_a_list() {
+        let uri: Uri = "http://example.com/".parse().unwrap();
+        let a = Proxy::new("http://ua:pa@a:1").unwrap();
+        let b = Proxy::new("http://b:2").unwrap();
+        let list = |hops: Vec<Hop>| Proxies::new().with_all(ProxyList::new(hops).unwrap());
+        // Same credentials everywhere (or DIRECT): known whichever hop.
+        let same = list(vec![a.clone().into(), a.clone().into(), Hop::Direct]);
+        let headers = same.forward_headers(&uri).unwrap();
+        assert_eq!(headers["proxy-authorization"], "Basic dWE6cGE=");
+        // a's credentials must not reach b after a failover.
+        assert!(list(vec![a.clone().into(), b.clone().into()])
+            .forward_headers(&uri)
+            .is_none());
+        assert!(list(vec![b.into(), a.into()]).forward_headers(&uri).is_none());
     }
 
     #[test]
