@@ -36,6 +36,8 @@ mod list;
 mod no_proxy;
 mod proxy;
 mod rules;
+#[cfg(feature = "wpad")]
+mod wpad;
 
 pub(crate) use self::failover::is_unreachable;
 pub use self::failover::{Clock, SkipReason, Skipped, DEFAULT_RETRY_AFTER};
@@ -44,3 +46,5 @@ pub use self::no_proxy::NoProxy;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};
+#[cfg(feature = "wpad")]
+pub use self::wpad::{search_domains, wpad_urls};
