@@ -63,7 +63,14 @@ pub(crate) fn parse_search_domains(resolv_conf: &str) -> Vec<String> {
 }
 
 /// The `wpad.dat` URLs WPAD's DNS method tries for these search domains,
-/// in order: see the [module docs](self) for the rule, at most eight.
+/// in order, at most eight: for each domain, `wpad.<domain>`, then with
+/// its first label removed, up to and including the registrable domain
+/// (the public suffix plus one label, from the Public Suffix List), never
+/// `wpad.<public suffix>`. A domain that is itself a public suffix gives
+/// nothing. DHCP option 252 is not asked for: it needs privileges a
+/// library must not assume, or the lease of whichever DHCP client the
+/// machine runs (Chromium asks for it on Windows alone, through the
+/// operating system; Firefox never does).
 ///
 /// # Example
 ///
