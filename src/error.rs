@@ -114,6 +114,12 @@ pub enum ErrorKind {
     /// proxies: nothing was dialed. Set one with
     /// [`ProxyConnectLayer::with_proxy_tls`](crate::ProxyConnectLayer::with_proxy_tls).
     ProxyTlsNotConfigured,
+    /// The operating system's proxy settings could not be read or used:
+    /// the settings tool failed, a setting is malformed, or the settings
+    /// name a PAC script this build cannot run. The message names the
+    /// source (`GNOME settings`, `KDE kioslaverc`, `Windows Internet
+    /// Settings`, `macOS network settings`) and the setting.
+    SystemSettings,
 }
 
 /// The protocol spoken to a proxy, where an error's message depends on it.
@@ -496,6 +502,7 @@ impl fmt::Display for Error {
                 f,
                 "proxy {proxy} for {target} is an https:// proxy, and ProxyConnectLayer has no TLS config for proxies (set one with ProxyConnectLayer::with_proxy_tls)"
             )?,
+            ErrorKind::SystemSettings => write!(f, "cannot use the system proxy settings")?,
         }
         if let Some(detail) = detail {
             write!(f, ": {detail}")?;

@@ -308,8 +308,8 @@ pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
 pub use crate::route::{
-    Decision, Hop, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, ProxyList, Rule,
-    SkipReason, Skipped,
+    Decision, Hop, Http2Mode, MacProxy, MacProxySettings, NoProxy, Proxies, Proxy, ProxyAuth,
+    ProxyKind, ProxyList, Rule, SkipReason, Skipped, SystemSettings, WinInetSettings,
 };
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
 pub use crate::tls::{MaybeTlsStream, TlsConnect, TlsLayer, TlsStream};

@@ -36,6 +36,7 @@ mod list;
 mod no_proxy;
 mod proxy;
 mod rules;
+mod system;
 
 pub(crate) use self::failover::is_unreachable;
 pub use self::failover::{Clock, SkipReason, Skipped, DEFAULT_RETRY_AFTER};
@@ -44,3 +45,4 @@ pub use self::no_proxy::NoProxy;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};
+pub use self::system::{MacProxy, MacProxySettings, SystemSettings, WinInetSettings};

@@ -88,6 +88,9 @@ pub struct Proxies {
     pub(super) no_proxy: NoProxy,
     pub(super) custom: Option<Matcher>,
     pub(super) failover: Failover,
+    /// The system settings, for [`Proxies::from_system`]: when set, they
+    /// decide alone.
+    pub(super) system: Option<super::system::Source>,
 }
 
 /// The proxies for one scheme, and the variable [`Rule::Scheme`] names for
@@ -199,6 +202,9 @@ impl Proxies {
 
     /// Whether no proxy is configured at all.
     pub fn is_empty(&self) -> bool {
+        if let Some(system) = &self.system {
+            return system.is_empty();
+        }
         [&self.http, &self.https, &self.ws, &self.wss]
             .iter()
             .all(|slot| slot.is_none())
@@ -240,7 +246,10 @@ impl Proxies {
 
     /// The list the rules give `uri`, before failover reorders it; `None`
     /// is direct.
-    fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+    pub(super) fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+        if let Some(system) = &self.system {
+            return system.rule_for(uri);
+        }
         if self.is_empty() {
             return (None, Rule::NoProxyConfigured);
         }
@@ -275,7 +284,7 @@ impl Proxies {
 
 /// The target schemes the rules tell apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TargetScheme {
+pub(super) enum TargetScheme {
     Http,
     Https,
     Ws,
@@ -285,7 +294,7 @@ enum TargetScheme {
 }
 
 impl TargetScheme {
-    fn of(uri: &Uri) -> Self {
+    pub(super) fn of(uri: &Uri) -> Self {
         match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => TargetScheme::Http,
             Some(s) if s.eq_ignore_ascii_case("https") => TargetScheme::Https,
@@ -296,7 +305,7 @@ impl TargetScheme {
     }
 
     /// The port a URI of this scheme means when it names none.
-    fn default_port(self) -> Option<u16> {
+    pub(super) fn default_port(self) -> Option<u16> {
         match self {
             TargetScheme::Http | TargetScheme::Ws => Some(80),
             TargetScheme::Https | TargetScheme::Wss => Some(443),
@@ -359,6 +368,7 @@ impl fmt::Debug for Proxies {
             .field("no_proxy", &self.no_proxy)
             .field("custom", &self.custom.as_ref().map(|_| "Fn(&Uri)"))
             .field("failover", &self.failover)
+            .field("system", &self.system)
             .finish()
     }
 }
@@ -460,6 +470,16 @@ pub enum Rule {
     All,
     /// Proxies are configured, but none for this target's scheme.
     NoMatch,
+    /// The operating system's proxy settings decided (see
+    /// [`Proxies::from_system`]). `source` names them, their mode and the
+    /// setting that chose: `"GNOME settings, mode manual,
+    /// org.gnome.system.proxy.https"`, `"KDE kioslaverc, ProxyType 1,
+    /// NoProxyFor `.corp`"`, `"Windows Internet Settings, ProxyOverride
+    /// `<local>`"`, `"GNOME settings, mode none"`.
+    System {
+        /// The settings, their mode, and the setting that chose.
+        source: String,
+    },
 }
 
 impl fmt::Display for Rule {
@@ -471,6 +491,7 @@ impl fmt::Display for Rule {
             Rule::Scheme(var) => write!(f, "the proxy for this scheme ({var})"),
             Rule::All => f.write_str("the proxy for all schemes (all_proxy)"),
             Rule::NoMatch => f.write_str("no proxy is set for this scheme"),
+            Rule::System { source } => f.write_str(source),
         }
     }
 }

@@ -1,0 +1,636 @@
+//! The operating system's proxy settings: [`Proxies::from_system`].
+//!
+//! Each platform's settings are read into a neutral [`SystemSettings`]
+//! (plain code, compiled and tested everywhere); only the reads themselves
+//! are platform code: the `gsettings` command (GNOME), a file (KDE), the
+//! registry (Windows, through `winreg`) and SystemConfiguration (macOS,
+//! through `system-configuration`).
+
+mod bypass;
+mod gnome;
+mod kde;
+mod macos;
+mod windows;
+
+use std::fmt;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use http::Uri;
+
+use self::bypass::Bypass;
+pub use self::macos::{MacProxy, MacProxySettings};
+pub use self::windows::WinInetSettings;
+use super::rules::TargetScheme;
+use super::{Proxies, ProxyList, Rule};
+use crate::error::{Error, ErrorKind};
+
+/// An [`ErrorKind::SystemSettings`] error with this detail.
+pub(crate) fn settings_error(detail: String) -> Error {
+    Error::new(ErrorKind::SystemSettings, None).with_detail(detail)
+}
+
+/// One desktop's proxy settings, read into a neutral form.
+///
+/// Made by the platform readers behind [`Proxies::from_system`], or from
+/// settings you read yourself: [`SystemSettings::from_gsettings`] (GNOME),
+/// [`SystemSettings::from_kioslaverc`] (KDE),
+/// [`SystemSettings::from_wininet`] (Windows),
+/// [`SystemSettings::from_macos`] (macOS). Turn them into rules with
+/// [`Proxies::from_system_settings`].
+///
+/// # Example
+///
+/// ```
+/// use tower_tunnel::{Proxies, SystemSettings, WinInetSettings};
+///
+/// let settings = SystemSettings::from_wininet(&WinInetSettings {
+///     proxy_enable: true,
+///     proxy_server: "http=proxy.corp:3128;https=proxy.corp:3129".into(),
+///     proxy_override: "<local>;*.corp".into(),
+///     ..Default::default()
+/// })?;
+/// let proxies = Proxies::from_system_settings(settings)?;
+/// let to = |uri: &str| proxies.decide(&uri.parse().unwrap()).unwrap();
+/// assert_eq!(to("https://example.com/").proxy().unwrap().to_string(), "http://proxy.corp:3129");
+/// assert!(to("http://intranet/").proxy().is_none());
+/// assert_eq!(
+///     to("http://intranet/").rule().to_string(),
+///     "Windows Internet Settings, ProxyOverride `<local>`"
+/// );
+/// # Ok::<(), tower_tunnel::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SystemSettings {
+    source: String,
+    proxy: SystemProxy,
+    use_same_proxy: bool,
+}
+
+/// What the settings say, whatever the platform.
+#[derive(Clone, Debug)]
+enum SystemProxy {
+    /// Every target direct.
+    None,
+    /// Fixed proxies.
+    Manual(Manual),
+    /// The PAC script at `url`, for targets the bypass list lets through.
+    Pac { url: String, bypass: Bypass },
+    /// Web Proxy Auto-Discovery.
+    Wpad { bypass: Bypass },
+}
+
+/// Fixed proxies: a list per target scheme (`ws://` takes the `http://`
+/// one, `wss://` the `https://` one), each with the setting's name.
+#[derive(Clone, Debug)]
+struct Manual {
+    http: Option<(ProxyList, &'static str)>,
+    https: Option<(ProxyList, &'static str)>,
+    other: Option<(ProxyList, &'static str)>,
+    bypass: Bypass,
+    bypass_name: &'static str,
+    /// KDE's `ReversedException`: only the listed hosts use the proxy.
+    reversed: bool,
+}
+
+impl SystemSettings {
+    /// Where the settings came from and their mode, as
+    /// [`Rule::System`] shows it: `"GNOME settings, mode manual"`,
+    /// `"KDE kioslaverc, ProxyType 1"`, `"Windows Internet Settings"`,
+    /// `"macOS network settings"`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The PAC script's URL, when the settings name one (GNOME's `auto`
+    /// mode with an `autoconfig-url`, KDE's `ProxyType=2`, Windows'
+    /// `AutoConfigURL`, macOS' `ProxyAutoConfigURLString`).
+    pub fn pac_url(&self) -> Option<&str> {
+        match &self.proxy {
+            SystemProxy::Pac { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+
+    /// Whether the settings ask for Web Proxy Auto-Discovery.
+    pub fn is_wpad(&self) -> bool {
+        matches!(self.proxy, SystemProxy::Wpad { .. })
+    }
+
+    /// Whether no proxy is set: every target goes direct.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.proxy, SystemProxy::None)
+    }
+
+    /// GNOME's `use-same-proxy`, as read (`false` elsewhere). It routes
+    /// nothing; see [`SystemSettings::from_gsettings`].
+    pub fn use_same_proxy(&self) -> bool {
+        self.use_same_proxy
+    }
+
+    /// The bypass list as written, with implicit entries (Windows'
+    /// loopback, macOS' `ExcludeSimpleHostnames` as `<local>`).
+    pub fn bypass(&self) -> Vec<&str> {
+        match &self.proxy {
+            SystemProxy::None => Vec::new(),
+            SystemProxy::Manual(m) => m.bypass.entries().collect(),
+            SystemProxy::Pac { bypass, .. } | SystemProxy::Wpad { bypass } => {
+                bypass.entries().collect()
+            }
+        }
+    }
+
+    /// The list and the rule for `uri`.
+    fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+        let system = |detail: String| Rule::System {
+            source: if detail.is_empty() {
+                self.source.clone()
+            } else {
+                format!("{}, {detail}", self.source)
+            },
+        };
+        let scheme = TargetScheme::of(uri);
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().or(scheme.default_port());
+        let m = match &self.proxy {
+            SystemProxy::None => return (None, system(String::new())),
+            SystemProxy::Pac { .. } | SystemProxy::Wpad { .. } => {
+                // Proxies::from_system_settings refuses these without PAC
+                // support; never reached.
+                return (None, system("PAC not available".into()));
+            }
+            SystemProxy::Manual(m) => m,
+        };
+        let hit = m.bypass.matching(host, port);
+        match (hit, m.reversed) {
+            (Some(entry), false) => {
+                return (None, system(format!("{} `{entry}`", m.bypass_name)));
+            }
+            (None, true) => {
+                return (
+                    None,
+                    system(format!("not in {} (ReversedException)", m.bypass_name)),
+                );
+            }
+            _ => {}
+        }
+        let slot = match scheme {
+            TargetScheme::Http | TargetScheme::Ws => &m.http,
+            TargetScheme::Https | TargetScheme::Wss => &m.https,
+            TargetScheme::Other => &m.other,
+        };
+        match slot {
+            Some((list, name)) => (Some(list.clone()), system((*name).to_owned())),
+            None => (None, system("no proxy for this scheme".into())),
+        }
+    }
+}
+
+impl fmt::Display for SystemSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// Which desktop's settings apply, from the environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Desktop {
+    Gnome,
+    Kde,
+    Windows,
+    MacOs,
+    Unknown,
+}
+
+impl Desktop {
+    /// On Linux and the BSDs: `XDG_CURRENT_DESKTOP` (a `:`-separated
+    /// list) naming GNOME or a desktop built on its settings (Unity,
+    /// Cinnamon, Pantheon, Budgie), or KDE; else `KDE_FULL_SESSION`; else
+    /// `DESKTOP_SESSION` (`gnome`, `gnome-wayland`, `ubuntu`) or
+    /// `GNOME_DESKTOP_SESSION_ID`.
+    fn detect(get: &dyn Fn(&str) -> Option<String>) -> Desktop {
+        if cfg!(windows) {
+            return Desktop::Windows;
+        }
+        if cfg!(target_os = "macos") {
+            return Desktop::MacOs;
+        }
+        if let Some(list) = get("XDG_CURRENT_DESKTOP") {
+            for name in list.split(':') {
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "gnome" | "gnome-classic" | "gnome-flashback" | "unity" | "cinnamon"
+                    | "x-cinnamon" | "pantheon" | "budgie" | "budgie:gnome" => {
+                        return Desktop::Gnome
+                    }
+                    "kde" => return Desktop::Kde,
+                    _ => {}
+                }
+            }
+        }
+        if get("KDE_FULL_SESSION").is_some_and(|v| !v.is_empty()) {
+            return Desktop::Kde;
+        }
+        let session = get("DESKTOP_SESSION").unwrap_or_default();
+        if matches!(session.as_str(), "gnome" | "gnome-wayland" | "ubuntu")
+            || get("GNOME_DESKTOP_SESSION_ID").is_some()
+        {
+            return Desktop::Gnome;
+        }
+        Desktop::Unknown
+    }
+}
+
+type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The rules [`Proxies::from_system`] found: the environment's, a
+/// desktop's, or none.
+#[derive(Clone, Debug)]
+enum Found {
+    Env(Proxies),
+    Desktop(SystemSettings),
+    Nothing,
+}
+
+/// The system source inside [`Proxies`]: what was read, shared by every
+/// clone, and how to read it again.
+#[derive(Clone)]
+pub(crate) struct Source {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    found: RwLock<Found>,
+    /// `None` for settings given to [`Proxies::from_system_settings`]:
+    /// nothing to read again.
+    env: Option<Env>,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let found = self.shared.found.read().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("SystemSource")
+            .field("found", &*found)
+            .finish()
+    }
+}
+
+impl Source {
+    pub(crate) fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+        let found = self.shared.found.read().unwrap_or_else(|e| e.into_inner());
+        match &*found {
+            Found::Env(proxies) => proxies.rule_for(uri),
+            Found::Desktop(settings) => settings.rule_for(uri),
+            Found::Nothing => (None, Rule::NoProxyConfigured),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        let found = self.shared.found.read().unwrap_or_else(|e| e.into_inner());
+        match &*found {
+            Found::Env(proxies) => proxies.is_empty(),
+            Found::Desktop(_) => false,
+            Found::Nothing => true,
+        }
+    }
+
+    fn refresh(&self) -> Result<(), Error> {
+        let Some(env) = &self.shared.env else {
+            return Ok(());
+        };
+        let found = find(&**env)?;
+        *self.shared.found.write().unwrap_or_else(|e| e.into_inner()) = found;
+        Ok(())
+    }
+}
+
+/// The environment, then the desktop, then nothing.
+fn find(get: &dyn Fn(&str) -> Option<String>) -> Result<Found, Error> {
+    let env = Proxies::from_env_with(get)?;
+    if !env.is_empty() {
+        return Ok(Found::Env(env));
+    }
+    let settings = match Desktop::detect(get) {
+        Desktop::Gnome => gnome::read(get)?,
+        Desktop::Kde => kde::read(get)?,
+        #[cfg(windows)]
+        Desktop::Windows => windows::read()?,
+        #[cfg(target_os = "macos")]
+        Desktop::MacOs => macos::read()?,
+        _ => return Ok(Found::Nothing),
+    };
+    check_usable(&settings)?;
+    Ok(Found::Desktop(settings))
+}
+
+/// Settings that need PAC support this build lacks are an error, never a
+/// silent direct connection.
+fn check_usable(settings: &SystemSettings) -> Result<(), Error> {
+    match &settings.proxy {
+        SystemProxy::Pac { url, .. } => Err(settings_error(format!(
+            "{} name a PAC script ({}); PAC support needs the `pac` feature, which is not yet wired to the system settings",
+            settings.source,
+            redact(url)
+        ))),
+        SystemProxy::Wpad { .. } => Err(settings_error(format!(
+            "{} ask for proxy auto-discovery (WPAD); PAC support needs the `pac` feature, which is not yet wired to the system settings",
+            settings.source
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A URL without its userinfo and query, for messages.
+fn redact(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl Proxies {
+    /// The rules the user set for the whole system: the environment
+    /// first, then the desktop's proxy settings, then none.
+    ///
+    /// 1. The environment, as [`Proxies::from_env`] reads it, when it
+    ///    sets any proxy (`http_proxy`, `https_proxy`, `all_proxy` and the
+    ///    rest; `no_proxy` alone, or `HTTP_PROXY`, which `from_env` never
+    ///    reads, does not count). Its rules are used as they are.
+    /// 2. Else the desktop's settings:
+    ///    - GNOME (and desktops on its settings) through `gsettings`; see
+    ///      [`SystemSettings::from_gsettings`];
+    ///    - KDE's `kioslaverc`; see [`SystemSettings::from_kioslaverc`];
+    ///    - Windows' WinINet registry values; see
+    ///      [`SystemSettings::from_wininet`];
+    ///    - macOS' SystemConfiguration; see
+    ///      [`SystemSettings::from_macos`].
+    ///
+    ///    On Linux and the BSDs the desktop is told by
+    ///    `XDG_CURRENT_DESKTOP`, else `KDE_FULL_SESSION`, else
+    ///    `DESKTOP_SESSION`/`GNOME_DESKTOP_SESSION_ID`.
+    ///    [`Rule::System`] names the source and the setting that decided.
+    /// 3. Else no proxy ([`Rule::NoProxyConfigured`]).
+    ///
+    /// The settings are read once, here (this blocks: GNOME's are read by
+    /// running `gsettings`, at most 5 seconds). Every clone of the rules
+    /// shares them; [`Proxies::refresh`] reads them again, and
+    /// [`Proxies::with_refresh_interval`] does so on a timer. Nothing is
+    /// read per connection.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidProxy`](crate::ErrorKind::InvalidProxy) for a
+    /// bad proxy variable, as [`Proxies::from_env`];
+    /// [`ErrorKind::SystemSettings`](crate::ErrorKind::SystemSettings)
+    /// when the settings cannot be read or hold a proxy that cannot be
+    /// used, and when they name a PAC script or WPAD (GNOME's `auto` mode,
+    /// KDE's `ProxyType` 2 and 3, Windows' `AutoConfigURL`/`AutoDetect`,
+    /// macOS' automatic settings): PAC support is not yet wired to the
+    /// system settings. Never a silent direct connection.
+    pub fn from_system() -> Result<Self, Error> {
+        Self::from_system_with(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Proxies::from_system`], with an environment of your own: `get`
+    /// returns a variable's value. It serves the proxy variables, the
+    /// desktop's detection, `HOME` and `XDG_CONFIG_HOME` (KDE), and the
+    /// environment `gsettings` runs in (`PATH`, `HOME`, `XDG_*`,
+    /// `GSETTINGS_BACKEND`, `GSETTINGS_SCHEMA_DIR`,
+    /// `DBUS_SESSION_BUS_ADDRESS`; nothing else is passed). Kept for
+    /// [`Proxies::refresh`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Proxies::from_system`].
+    pub fn from_system_with(
+        get: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        let env: Env = Arc::new(get);
+        let found = find(&*env)?;
+        Ok(Proxies {
+            system: Some(Source {
+                shared: Arc::new(Shared {
+                    found: RwLock::new(found),
+                    env: Some(env),
+                }),
+            }),
+            ..Proxies::default()
+        })
+    }
+
+    /// Rules from settings read by other means; see [`SystemSettings`].
+    /// [`Proxies::refresh`] does nothing on them.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::SystemSettings`](crate::ErrorKind::SystemSettings) for
+    /// settings that name a PAC script or WPAD.
+    pub fn from_system_settings(settings: SystemSettings) -> Result<Self, Error> {
+        check_usable(&settings)?;
+        Ok(Proxies {
+            system: Some(Source {
+                shared: Arc::new(Shared {
+                    found: RwLock::new(Found::Desktop(settings)),
+                    env: None,
+                }),
+            }),
+            ..Proxies::default()
+        })
+    }
+
+    /// Reads the system settings again, for these rules and every clone of
+    /// them (a [`ProxyConnectLayer`](crate::ProxyConnectLayer) made from
+    /// them included). Does nothing for rules not made by
+    /// [`Proxies::from_system`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Proxies::from_system`]; the rules read before are kept.
+    pub fn refresh(&self) -> Result<(), Error> {
+        match &self.system {
+            Some(source) => source.refresh(),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the system settings again every `every`, on a thread of its
+    /// own that ends once these rules and all their clones are dropped
+    /// (within one `every`). A read that fails keeps the rules read
+    /// before. Does nothing for rules not made by [`Proxies::from_system`].
+    pub fn with_refresh_interval(self, every: Duration) -> Self {
+        if let Some(source) = &self.system {
+            if source.shared.env.is_some() {
+                let weak: Weak<Shared> = Arc::downgrade(&source.shared);
+                let every = every.max(Duration::from_millis(10));
+                let spawned = std::thread::Builder::new()
+                    .name("tower-tunnel-system-proxy".into())
+                    .spawn(move || loop {
+                        std::thread::sleep(every);
+                        // Ends once every clone is gone.
+                        let Some(shared) = weak.upgrade() else { break };
+                        if let Err(e) = (Source { shared }).refresh() {
+                            tracing::debug!(error = %e, "system proxy settings: re-read failed");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::debug!(error = %e, "system proxy settings: no refresh thread");
+                }
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    fn route(proxies: &Proxies, uri: &str) -> (Option<String>, String) {
+        let d = proxies.decide(&uri.parse().unwrap()).unwrap();
+        (d.proxy().map(ToString::to_string), d.rule().to_string())
+    }
+
+    #[test]
+    fn desktops_are_told_apart() {
+        let d = |vars: &[(&str, &str)]| Desktop::detect(&env(vars));
+        assert_eq!(
+            d(&[("XDG_CURRENT_DESKTOP", "ubuntu:GNOME")]),
+            Desktop::Gnome
+        );
+        assert_eq!(d(&[("XDG_CURRENT_DESKTOP", "X-Cinnamon")]), Desktop::Gnome);
+        assert_eq!(d(&[("XDG_CURRENT_DESKTOP", "KDE")]), Desktop::Kde);
+        assert_eq!(d(&[("KDE_FULL_SESSION", "true")]), Desktop::Kde);
+        assert_eq!(d(&[("DESKTOP_SESSION", "gnome")]), Desktop::Gnome);
+        assert_eq!(d(&[("XDG_CURRENT_DESKTOP", "XFCE")]), Desktop::Unknown);
+        assert_eq!(d(&[]), Desktop::Unknown);
+    }
+
+    #[test]
+    fn the_environment_comes_first() {
+        let dir = std::env::temp_dir().join(format!("tt-sys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("kioslaverc"),
+            "[Proxy Settings]\nProxyType=1\nhttpProxy=http://kde.corp 3128\nNoProxyFor=.internal\n",
+        )
+        .unwrap();
+        let kde = [
+            ("XDG_CURRENT_DESKTOP", "KDE"),
+            ("XDG_CONFIG_HOME", dir.to_str().unwrap()),
+        ];
+        let proxies = Proxies::from_system_with(env(&kde)).unwrap();
+        assert_eq!(
+            route(&proxies, "http://example.com/"),
+            (
+                Some("http://kde.corp:3128".into()),
+                "KDE kioslaverc, ProxyType 1, httpProxy".into()
+            )
+        );
+        assert_eq!(
+            route(&proxies, "http://db.internal/").1,
+            "KDE kioslaverc, ProxyType 1, NoProxyFor `.internal`"
+        );
+        let mut with_env = kde.to_vec();
+        with_env.push(("https_proxy", "http://env.corp:1"));
+        let proxies = Proxies::from_system_with(env(&with_env)).unwrap();
+        assert_eq!(
+            route(&proxies, "https://example.com/"),
+            (
+                Some("http://env.corp:1".into()),
+                "the proxy for this scheme (https_proxy)".into()
+            )
+        );
+        // no_proxy alone does not count: the desktop decides.
+        with_env.pop();
+        with_env.push(("no_proxy", "*"));
+        let proxies = Proxies::from_system_with(env(&with_env)).unwrap();
+        assert!(route(&proxies, "http://example.com/").0.is_some());
+        // Nothing at all.
+        let proxies = Proxies::from_system_with(env(&[])).unwrap();
+        assert_eq!(
+            route(&proxies, "http://example.com/").1,
+            "no proxy configured"
+        );
+        assert!(proxies.is_empty());
+
+        // refresh() reads the file again, and clones see it.
+        let proxies = Proxies::from_system_with(env(&kde)).unwrap();
+        let clone = proxies.clone();
+        std::fs::write(dir.join("kioslaverc"), "[Proxy Settings]\nProxyType=0\n").unwrap();
+        assert!(route(&clone, "http://example.com/").0.is_some());
+        proxies.refresh().unwrap();
+        assert_eq!(
+            route(&clone, "http://example.com/"),
+            (None, "KDE kioslaverc, ProxyType 0".into())
+        );
+        // A read that fails keeps what was read before.
+        std::fs::write(dir.join("kioslaverc"), "[Proxy Settings]\nProxyType=7\n").unwrap();
+        assert!(proxies.refresh().is_err());
+        assert_eq!(
+            route(&clone, "http://example.com/").1,
+            "KDE kioslaverc, ProxyType 0"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pac_is_a_typed_error_until_wired() {
+        let s = SystemSettings::from_kioslaverc(
+            "[Proxy Settings]\nProxyType=2\nProxy Config Script=http://u:pw@wpad.corp/p.pac?k=v\n",
+            |_| None,
+        )
+        .unwrap();
+        let err = Proxies::from_system_settings(s).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SystemSettings);
+        let shown = err.to_string();
+        assert!(
+            shown.contains("PAC support needs the `pac` feature"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("http://wpad.corp/p.pac") && !shown.contains("pw"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn reversed_exception() {
+        let s = SystemSettings::from_kioslaverc(
+            "[Proxy Settings]\nProxyType=1\nhttpProxy=p.corp:1\nNoProxyFor=.ext.com\nReversedException=true\n",
+            |_| None,
+        )
+        .unwrap();
+        let proxies = Proxies::from_system_settings(s).unwrap();
+        assert!(route(&proxies, "http://a.ext.com/").0.is_some());
+        assert_eq!(
+            route(&proxies, "http://example.org/"),
+            (
+                None,
+                "KDE kioslaverc, ProxyType 1, not in NoProxyFor (ReversedException)".into()
+            )
+        );
+    }
+
+    #[test]
+    fn interval_thread_ends_with_the_rules() {
+        let proxies = Proxies::from_system_with(env(&[]))
+            .unwrap()
+            .with_refresh_interval(Duration::from_millis(10));
+        let weak = Arc::downgrade(&proxies.system.as_ref().unwrap().shared);
+        drop(proxies);
+        assert!(weak.upgrade().is_none());
+    }
+}
