@@ -15,17 +15,11 @@
 //! GLib is linked.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use super::bypass::{Bypass, Flavour};
-use super::{settings_error, Manual, SystemProxy, SystemSettings};
+use super::{run, settings_error, Manual, SystemProxy, SystemSettings};
 use crate::error::Error;
 use crate::route::{Hop, Proxy, ProxyList};
-
-/// How long `gsettings` may take before it is killed.
-const GSETTINGS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The environment variables `gsettings` is given, from the caller's
 /// environment getter (everything else is cleared).
@@ -49,70 +43,17 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<SystemSetting
 }
 
 fn run_gsettings(get: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
-    let mut command = Command::new("gsettings");
-    command
-        .args(["list-recursively", "org.gnome.system.proxy"])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for name in PASSED {
-        if let Some(value) = get(name) {
-            command.env(name, value);
-        }
-    }
-    if get("PATH").is_none() {
-        command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
-    }
-    let mut child = command.spawn().map_err(|e| {
-        settings_error(format!(
-            "GNOME settings: cannot run gsettings (package libglib2.0-bin): {e}"
-        ))
-    })?;
-    // Read both pipes on threads so a chatty child never blocks on a full
-    // pipe while we wait for it.
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() < GSETTINGS_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(settings_error(format!(
-                    "GNOME settings: gsettings did not answer within {GSETTINGS_TIMEOUT:?}"
-                )));
-            }
-            Err(e) => {
-                return Err(settings_error(format!(
-                    "GNOME settings: waiting for gsettings failed: {e}"
-                )))
-            }
-        }
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if !status.success() {
-        return Err(settings_error(format!(
-            "GNOME settings: gsettings failed ({status}): {}",
-            err.trim()
-        )));
-    }
-    Ok(out)
+    let envs: Vec<(&str, String)> = PASSED
+        .iter()
+        .filter_map(|name| get(name).map(|v| (*name, v)))
+        .collect();
+    run(
+        "gsettings",
+        &["list-recursively", "org.gnome.system.proxy"],
+        &envs,
+        "GNOME settings",
+        "package libglib2.0-bin",
+    )
 }
 
 /// A GVariant value in its text form, as `gsettings` prints it: only the

@@ -1,5 +1,5 @@
 //! macOS: the proxy dictionary of SystemConfiguration
-//! (`SCDynamicStoreCopyProxies`).
+//! (`SCDynamicStoreCopyProxies`), as `scutil --proxy` prints it.
 
 use super::bypass::{Bypass, Flavour};
 use super::{settings_error, Manual, SystemProxy, SystemSettings};
@@ -40,60 +40,96 @@ pub struct MacProxy {
     pub port: Option<u16>,
 }
 
-/// Reads SystemConfiguration (macOS only).
+/// Reads the settings through `scutil --proxy` (macOS only).
+///
+/// Why the command and not SystemConfiguration's C API: the proxy
+/// dictionary's `ExceptionsList` is a `CFArray` whose items the
+/// `core-foundation` crate hands out only as raw pointers, which this
+/// crate (`#![forbid(unsafe_code)]`) cannot wrap; `scutil --proxy` prints
+/// the same dictionary (`SCDynamicStoreCopyProxies`), ships with every
+/// macOS in `/usr/sbin`, and its text is parsed by
+/// [`SystemSettings::from_scutil`], which is tested everywhere.
 #[cfg(target_os = "macos")]
 pub(super) fn read() -> Result<SystemSettings, Error> {
-    use core_foundation::array::CFArray;
-    use core_foundation::base::{CFType, TCFType};
-    use core_foundation::dictionary::CFDictionary;
-    use core_foundation::number::CFNumber;
-    use core_foundation::string::CFString;
-    use system_configuration::dynamic_store::SCDynamicStoreBuilder;
+    let text = super::run(
+        "/usr/sbin/scutil",
+        &["--proxy"],
+        &[],
+        "macOS network settings",
+        "part of macOS",
+    )?;
+    SystemSettings::from_scutil(&text)
+}
 
-    let store = SCDynamicStoreBuilder::new("tower-tunnel").build();
-    let Some(dict): Option<CFDictionary<CFString, CFType>> = store.get_proxies() else {
-        return SystemSettings::from_macos(&MacProxySettings::default());
-    };
-    let number = |key: &str| -> Option<i64> {
-        dict.find(CFString::new(key))
-            .and_then(|v| v.downcast::<CFNumber>())
-            .and_then(|n| n.to_i64())
-    };
-    let flag = |key: &str| number(key).unwrap_or(0) != 0;
-    let string = |key: &str| -> String {
-        dict.find(CFString::new(key))
-            .and_then(|v| v.downcast::<CFString>())
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    };
-    let proxy = |prefix: &str| MacProxy {
-        enable: flag(&format!("{prefix}Enable")),
-        host: string(&format!("{prefix}Proxy")),
-        port: number(&format!("{prefix}Port")).and_then(|p| u16::try_from(p).ok()),
-    };
-    let exceptions = dict
-        .find(CFString::new("ExceptionsList"))
-        .and_then(|v| v.downcast::<CFArray>())
-        .map(|array| {
-            array
+/// An array of the dictionary: its key and items.
+type Array = (String, Vec<String>);
+
+/// The dictionary `scutil --proxy` prints: `key : value` lines, arrays as
+/// `key : <array> {` with `index : value` lines up to `}`.
+fn scutil_values(text: &str) -> (Vec<(String, String)>, Vec<Array>) {
+    let mut scalars = Vec::new();
+    let mut arrays: Vec<Array> = Vec::new();
+    let mut open: Option<Array> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "}" {
+            if let Some(array) = open.take() {
+                arrays.push(array);
+            }
+            continue;
+        }
+        let Some((key, value)) = line.split_once(" : ") else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match &mut open {
+            Some((_, items)) => items.push(value.to_owned()),
+            None if value.starts_with("<array>") => open = Some((key.to_owned(), Vec::new())),
+            None if value.starts_with('<') => {}
+            None => scalars.push((key.to_owned(), value.to_owned())),
+        }
+    }
+    (scalars, arrays)
+}
+
+impl SystemSettings {
+    /// macOS' settings from the output of `scutil --proxy`, which prints
+    /// SystemConfiguration's proxy dictionary; read as
+    /// [`SystemSettings::from_macos`] reads the dictionary.
+    ///
+    /// # Errors
+    ///
+    /// As [`SystemSettings::from_macos`].
+    pub fn from_scutil(text: &str) -> Result<SystemSettings, Error> {
+        let (scalars, arrays) = scutil_values(text);
+        let get = |key: &str| {
+            scalars
                 .iter()
-                .filter_map(|item| {
-                    let item = unsafe { CFType::wrap_under_get_rule(*item) };
-                    item.downcast::<CFString>().map(|s| s.to_string())
-                })
-                .collect()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        let flag = |key: &str| get(key).parse::<i64>().is_ok_and(|n| n != 0);
+        let proxy = |prefix: &str| MacProxy {
+            enable: flag(&format!("{prefix}Enable")),
+            host: get(&format!("{prefix}Proxy")).to_owned(),
+            port: get(&format!("{prefix}Port")).parse().ok(),
+        };
+        SystemSettings::from_macos(&MacProxySettings {
+            http: proxy("HTTP"),
+            https: proxy("HTTPS"),
+            socks: proxy("SOCKS"),
+            exceptions: arrays
+                .into_iter()
+                .find(|(k, _)| k == "ExceptionsList")
+                .map(|(_, items)| items)
+                .unwrap_or_default(),
+            exclude_simple_hostnames: flag("ExcludeSimpleHostnames"),
+            auto_config_enable: flag("ProxyAutoConfigEnable"),
+            auto_config_url: get("ProxyAutoConfigURLString").to_owned(),
+            auto_discovery_enable: flag("ProxyAutoDiscoveryEnable"),
         })
-        .unwrap_or_default();
-    SystemSettings::from_macos(&MacProxySettings {
-        http: proxy("HTTP"),
-        https: proxy("HTTPS"),
-        socks: proxy("SOCKS"),
-        exceptions,
-        exclude_simple_hostnames: flag("ExcludeSimpleHostnames"),
-        auto_config_enable: flag("ProxyAutoConfigEnable"),
-        auto_config_url: string("ProxyAutoConfigURLString"),
-        auto_discovery_enable: flag("ProxyAutoDiscoveryEnable"),
-    })
+    }
 }
 
 impl SystemSettings {
@@ -187,6 +223,56 @@ impl SystemSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `scutil --proxy` on macOS 14, manual HTTP and HTTPS proxies.
+    const SCUTIL: &str = "<dictionary> {
+  ExceptionsList : <array> {
+    0 : *.local
+    1 : 169.254/16
+    2 : corp.example
+  }
+  ExcludeSimpleHostnames : 1
+  FTPPassive : 1
+  HTTPEnable : 1
+  HTTPPort : 3128
+  HTTPProxy : proxy.corp
+  HTTPSEnable : 1
+  HTTPSPort : 3129
+  HTTPSProxy : proxy.corp
+  ProxyAutoConfigEnable : 0
+  SOCKSEnable : 0
+}
+";
+
+    #[test]
+    fn scutil_output() {
+        let s = SystemSettings::from_scutil(SCUTIL).unwrap();
+        assert_eq!(s.source(), "macOS network settings");
+        let SystemProxy::Manual(m) = &s.proxy else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            m.http.as_ref().unwrap().0.to_string(),
+            "PROXY proxy.corp:3128"
+        );
+        assert_eq!(
+            m.https.as_ref().unwrap().0.to_string(),
+            "PROXY proxy.corp:3129"
+        );
+        assert!(m.other.is_none());
+        assert_eq!(
+            s.bypass(),
+            ["*.local", "169.254/16", "corp.example", "<local>"]
+        );
+        let pac = "<dictionary> {\n  ProxyAutoConfigEnable : 1\n  ProxyAutoConfigURLString : http://wpad.corp/proxy.pac\n}\n";
+        assert_eq!(
+            SystemSettings::from_scutil(pac).unwrap().pac_url(),
+            Some("http://wpad.corp/proxy.pac")
+        );
+        assert!(SystemSettings::from_scutil("<dictionary> {\n}\n")
+            .unwrap()
+            .is_direct());
+    }
 
     fn on(host: &str, port: Option<u16>) -> MacProxy {
         MacProxy {

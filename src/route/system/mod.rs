@@ -30,6 +30,95 @@ pub(crate) fn settings_error(detail: String) -> Error {
     Error::new(ErrorKind::SystemSettings, None).with_detail(detail)
 }
 
+/// How long a settings command (`gsettings`, `scutil`) may take before it
+/// is killed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `program` with `args` in an environment of `envs` alone (plus a
+/// default `PATH`), within [`COMMAND_TIMEOUT`], and returns its output.
+/// `label` starts every error message; `hint` says where the program
+/// comes from.
+pub(crate) fn run(
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+    label: &str,
+    hint: &str,
+) -> Result<String, Error> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| settings_error(format!("{label}: cannot run {program} ({hint}): {e}")))?;
+    // Both pipes are drained on threads, so a chatty child never blocks on
+    // a full pipe while it is waited for.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    // Bounded: COMMAND_TIMEOUT in steps of 5 ms.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < COMMAND_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(settings_error(format!(
+                    "{label}: {program} did not answer within {COMMAND_TIMEOUT:?}"
+                )));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(settings_error(format!(
+                    "{label}: waiting for {program} failed: {e}"
+                )));
+            }
+        }
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if !status.success() {
+        return Err(settings_error(format!(
+            "{label}: {program} failed ({status}): {}",
+            err.trim()
+        )));
+    }
+    Ok(out)
+}
+
 /// One desktop's proxy settings, read into a neutral form.
 ///
 /// Made by the platform readers behind [`Proxies::from_system`], or from
