@@ -307,6 +307,9 @@ pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
+#[cfg(feature = "pac")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+pub use crate::route::Pac;
 pub use crate::route::{
     Decision, Hop, Http2Mode, MacProxy, MacProxySettings, NoProxy, Proxies, Proxy, ProxyAuth,
     ProxyKind, ProxyList, Rule, SkipReason, Skipped, SystemSettings, WinInetSettings,

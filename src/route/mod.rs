@@ -34,6 +34,9 @@ mod env;
 mod failover;
 mod list;
 mod no_proxy;
+#[cfg(feature = "pac")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+pub mod pac;
 mod proxy;
 mod rules;
 mod system;
@@ -42,6 +45,8 @@ pub(crate) use self::failover::is_unreachable;
 pub use self::failover::{Clock, SkipReason, Skipped, DEFAULT_RETRY_AFTER};
 pub use self::list::{Hop, ProxyList};
 pub use self::no_proxy::NoProxy;
+#[cfg(feature = "pac")]
+pub use self::pac::Pac;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};

@@ -229,27 +229,51 @@ impl SystemSettings {
         }
     }
 
-    /// The list and the rule for `uri`.
-    fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
-        let system = |detail: String| Rule::System {
+    /// The rule naming these settings and `detail`.
+    fn rule(&self, detail: &str) -> Rule {
+        Rule::System {
             source: if detail.is_empty() {
                 self.source.clone()
             } else {
                 format!("{}, {detail}", self.source)
             },
-        };
+        }
+    }
+
+    /// The list and the rule for `uri`; `None` when the PAC script must
+    /// answer (the bypass list let `uri` through).
+    #[allow(clippy::type_complexity)]
+    fn rule_for(&self, uri: &Uri) -> Option<(Option<ProxyList>, Rule)> {
+        let system = |detail: String| self.rule(&detail);
         let scheme = TargetScheme::of(uri);
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().or(scheme.default_port());
         let m = match &self.proxy {
-            SystemProxy::None => return (None, system(String::new())),
-            SystemProxy::Pac { .. } | SystemProxy::Wpad { .. } => {
-                // Proxies::from_system_settings refuses these without PAC
-                // support; never reached.
-                return (None, system("PAC not available".into()));
+            SystemProxy::None => return Some((None, system(String::new()))),
+            SystemProxy::Pac { bypass, .. } | SystemProxy::Wpad { bypass } => {
+                let name = match self.source.split(',').next() {
+                    Some("GNOME settings") => "ignore-hosts",
+                    Some("Windows Internet Settings") => "ProxyOverride",
+                    Some("macOS network settings") => "ExceptionsList",
+                    _ => "bypass list",
+                };
+                return bypass
+                    .matching(host, port)
+                    .map(|entry| (None, system(format!("{name} `{entry}`"))));
             }
             SystemProxy::Manual(m) => m,
         };
+        Some(self.manual_rule(m, scheme, host, port))
+    }
+
+    fn manual_rule(
+        &self,
+        m: &Manual,
+        scheme: TargetScheme,
+        host: &str,
+        port: Option<u16>,
+    ) -> (Option<ProxyList>, Rule) {
+        let system = |detail: String| self.rule(&detail);
         let hit = m.bypass.matching(host, port);
         match (hit, m.reversed) {
             (Some(entry), false) => {
@@ -337,6 +361,10 @@ type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 enum Found {
     Env(Proxies),
     Desktop(SystemSettings),
+    /// Settings that name a PAC script (or found one through WPAD), and
+    /// the script, fetched and compiled.
+    #[cfg(feature = "pac")]
+    DesktopPac(SystemSettings, crate::route::Pac),
     Nothing,
 }
 
@@ -363,13 +391,48 @@ impl fmt::Debug for Source {
     }
 }
 
+/// What deciding a target takes: the rules' answer, or a PAC script's.
+enum Step {
+    Done(Option<ProxyList>, Rule),
+    #[cfg(feature = "pac")]
+    Pac(crate::route::Pac, SystemSettings),
+}
+
 impl Source {
-    pub(crate) fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+    /// The rule for `uri`, short of running a PAC script; the lock is
+    /// released before any script runs.
+    fn step(&self, uri: &Uri) -> Step {
         let found = self.shared.found.read().unwrap_or_else(|e| e.into_inner());
-        match &*found {
-            Found::Env(proxies) => proxies.rule_for(uri),
-            Found::Desktop(settings) => settings.rule_for(uri),
+        let (list, rule) = match &*found {
+            Found::Env(proxies) => proxies.rule_without_pac(uri),
+            Found::Desktop(settings) => match settings.rule_for(uri) {
+                Some(done) => done,
+                // check_usable keeps PAC settings out of Found::Desktop.
+                None => (None, settings.rule("no PAC script")),
+            },
+            #[cfg(feature = "pac")]
+            Found::DesktopPac(settings, pac) => match settings.rule_for(uri) {
+                Some(done) => done,
+                None => return Step::Pac(pac.clone(), settings.clone()),
+            },
             Found::Nothing => (None, Rule::NoProxyConfigured),
+        };
+        Step::Done(list, rule)
+    }
+
+    pub(crate) fn decide(&self, uri: &Uri) -> Result<(Option<ProxyList>, Rule), Error> {
+        match self.step(uri) {
+            Step::Done(list, rule) => Ok((list, rule)),
+            #[cfg(feature = "pac")]
+            Step::Pac(pac, settings) => pac_rule(&settings, pac.find(uri)),
+        }
+    }
+
+    pub(crate) async fn decide_async(&self, uri: &Uri) -> Result<(Option<ProxyList>, Rule), Error> {
+        match self.step(uri) {
+            Step::Done(list, rule) => Ok((list, rule)),
+            #[cfg(feature = "pac")]
+            Step::Pac(pac, settings) => pac_rule(&settings, pac.find_async(uri).await),
         }
     }
 
@@ -378,6 +441,8 @@ impl Source {
         match &*found {
             Found::Env(proxies) => proxies.is_empty(),
             Found::Desktop(_) => false,
+            #[cfg(feature = "pac")]
+            Found::DesktopPac(..) => false,
             Found::Nothing => true,
         }
     }
@@ -407,21 +472,100 @@ fn find(get: &dyn Fn(&str) -> Option<String>) -> Result<Found, Error> {
         Desktop::MacOs => macos::read()?,
         _ => return Ok(Found::Nothing),
     };
+    with_pac(settings)
+}
+
+/// The rule for a PAC script's answer.
+#[cfg(feature = "pac")]
+fn pac_rule(
+    settings: &SystemSettings,
+    found: Result<(ProxyList, Arc<str>), Error>,
+) -> Result<(Option<ProxyList>, Rule), Error> {
+    let (list, answer) = found?;
+    let url = settings.pac_url().unwrap_or(WPAD_URL);
+    let rule = settings.rule(&format!(
+        "the PAC script ({}) answered `{answer}`",
+        redact(url)
+    ));
+    let direct = list.hops().iter().all(|hop| hop.proxy().is_none());
+    Ok((if direct { None } else { Some(list) }, rule))
+}
+
+/// Where WPAD looks for a script: the DNS form (the name `wpad` in the
+/// host's search domains), as libproxy's `wpad_dns_alias` and browsers
+/// try it. DHCP option 252 is not read.
+#[cfg(feature = "pac")]
+const WPAD_URL: &str = "http://wpad/wpad.dat";
+
+/// The settings, with their PAC script fetched and compiled when they
+/// name one (feature `pac`); without the feature, such settings are an
+/// error, never a silent direct connection.
+#[cfg(feature = "pac")]
+fn with_pac(settings: SystemSettings) -> Result<Found, Error> {
+    use crate::route::Pac;
+
+    let (url, wpad) = match &settings.proxy {
+        SystemProxy::Pac { url, .. } => (url.clone(), false),
+        SystemProxy::Wpad { .. } => (WPAD_URL.to_owned(), true),
+        _ => return Ok(Found::Desktop(settings)),
+    };
+    let pac = match url.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| {
+                settings_error(format!(
+                    "{}: cannot read the PAC script {path}: {e}",
+                    settings.source
+                ))
+            })
+            .and_then(Pac::from_script),
+        // Fetched on a thread with a runtime of its own, so this works
+        // inside and outside an async runtime alike (the fetch is bounded
+        // by Pac::from_url's own time limit).
+        None => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| {
+                            settings_error(format!("no runtime to fetch the PAC script: {e}"))
+                        })
+                        .and_then(|rt| rt.block_on(Pac::from_url(&url)))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(settings_error("the PAC fetch panicked".into())))
+        }),
+    };
+    match pac {
+        Ok(pac) => Ok(Found::DesktopPac(settings, pac)),
+        // WPAD that finds no script means no proxy, as in browsers.
+        Err(e) if wpad => Ok(Found::Desktop(SystemSettings {
+            source: format!("{}, WPAD found no script ({e})", settings.source),
+            proxy: SystemProxy::None,
+            use_same_proxy: settings.use_same_proxy,
+        })),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(feature = "pac"))]
+fn with_pac(settings: SystemSettings) -> Result<Found, Error> {
     check_usable(&settings)?;
     Ok(Found::Desktop(settings))
 }
 
 /// Settings that need PAC support this build lacks are an error, never a
 /// silent direct connection.
+#[cfg(not(feature = "pac"))]
 fn check_usable(settings: &SystemSettings) -> Result<(), Error> {
     match &settings.proxy {
         SystemProxy::Pac { url, .. } => Err(settings_error(format!(
-            "{} name a PAC script ({}); PAC support needs the `pac` feature, which is not yet wired to the system settings",
+            "{} name a PAC script ({}); PAC support needs the `pac` feature",
             settings.source,
             redact(url)
         ))),
         SystemProxy::Wpad { .. } => Err(settings_error(format!(
-            "{} ask for proxy auto-discovery (WPAD); PAC support needs the `pac` feature, which is not yet wired to the system settings",
+            "{} ask for proxy auto-discovery (WPAD); PAC support needs the `pac` feature",
             settings.source
         ))),
         _ => Ok(()),
@@ -518,11 +662,11 @@ impl Proxies {
     /// [`ErrorKind::SystemSettings`](crate::ErrorKind::SystemSettings) for
     /// settings that name a PAC script or WPAD.
     pub fn from_system_settings(settings: SystemSettings) -> Result<Self, Error> {
-        check_usable(&settings)?;
+        let found = with_pac(settings)?;
         Ok(Proxies {
             system: Some(Source {
                 shared: Arc::new(Shared {
-                    found: RwLock::new(Found::Desktop(settings)),
+                    found: RwLock::new(found),
                     env: None,
                 }),
             }),
@@ -676,7 +820,8 @@ mod tests {
     }
 
     #[test]
-    fn pac_is_a_typed_error_until_wired() {
+    #[cfg(not(feature = "pac"))]
+    fn pac_is_a_typed_error_without_the_feature() {
         let s = SystemSettings::from_kioslaverc(
             "[Proxy Settings]\nProxyType=2\nProxy Config Script=http://u:pw@wpad.corp/p.pac?k=v\n",
             |_| None,
@@ -693,6 +838,34 @@ mod tests {
             shown.contains("http://wpad.corp/p.pac") && !shown.contains("pw"),
             "{shown}"
         );
+    }
+
+    #[test]
+    #[cfg(feature = "pac")]
+    fn a_pac_script_named_by_the_settings_answers() {
+        let dir = std::env::temp_dir().join(format!("tt-sys-pac-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("proxy.pac");
+        std::fs::write(
+            &script,
+            "function FindProxyForURL(url, host) { return host == 'direct.test' ? 'DIRECT' : 'PROXY p.corp:3128; DIRECT'; }",
+        )
+        .unwrap();
+        let text = format!(
+            "[Proxy Settings]\nProxyType=2\nProxy Config Script={}\n",
+            script.display()
+        );
+        let s = SystemSettings::from_kioslaverc(&text, |_| None).unwrap();
+        let proxies = Proxies::from_system_settings(s).unwrap();
+        let (proxy, rule) = route(&proxies, "https://example.com/");
+        assert_eq!(proxy.as_deref(), Some("http://p.corp:3128"));
+        assert!(
+            rule.starts_with("KDE kioslaverc, ProxyType 2, the PAC script (file://")
+                && rule.ends_with("answered `PROXY p.corp:3128; DIRECT`"),
+            "{rule}"
+        );
+        assert_eq!(route(&proxies, "http://direct.test/").0, None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
