@@ -154,7 +154,8 @@ fn settings() -> Vec<Setting> {
         ),
         kde(
             "kde-manual-http-only",
-            "ProxyType=1\nhttpProxy=http://hp.corp 3128\nNoProxyFor=localhost,.internal.corp\n".to_owned(),
+            "ProxyType=1\nhttpProxy=http://hp.corp 3128\nNoProxyFor=localhost,.internal.corp\n"
+                .to_owned(),
         ),
         kde(
             "kde-reversed",
@@ -162,7 +163,10 @@ fn settings() -> Vec<Setting> {
              NoProxyFor=.internal.corp,10.0.0.0/8\nReversedException=true\n"
                 .to_owned(),
         ),
-        kde("kde-none", "ProxyType=0\nhttpProxy=http://hp.corp 3128\n".to_owned()),
+        kde(
+            "kde-none",
+            "ProxyType=0\nhttpProxy=http://hp.corp 3128\n".to_owned(),
+        ),
     ]
 }
 
@@ -360,7 +364,10 @@ fn from_system_agrees_with_libproxy() {
                 agree += 1;
                 continue;
             }
-            let row = format!("{:<22} {url:<36} libproxy `{want}`, ours `{got}`", setting.name);
+            let row = format!(
+                "{:<22} {url:<36} libproxy `{want}`, ours `{got}`",
+                setting.name
+            );
             match allowed(setting.name, url) {
                 Some(reason) => explained.push(format!("{row}\n    because {reason}")),
                 None => unexplained.push(row),
