@@ -332,6 +332,9 @@ impl Proxies {
     /// other rules cannot fail.
     pub fn decide(&self, uri: &Uri) -> Result<Decision, Error> {
         if let Some(system) = &self.system {
+            if let Some(rule) = self.bypassed(uri) {
+                return Ok(self.finish(None, rule));
+            }
             let (list, rule) = system.decide(uri)?;
             return Ok(self.finish(list, rule));
         }
@@ -350,6 +353,9 @@ impl Proxies {
     /// As [`Proxies::decide`], awaiting a PAC script instead of blocking.
     pub(crate) async fn decide_async(&self, uri: &Uri) -> Result<Decision, Error> {
         if let Some(system) = &self.system {
+            if let Some(rule) = self.bypassed(uri) {
+                return Ok(self.finish(None, rule));
+            }
             let (list, rule) = system.decide_async(uri).await?;
             return Ok(self.finish(list, rule));
         }
@@ -363,6 +369,16 @@ impl Proxies {
         }
         let (list, rule) = self.rule_after_pac(uri);
         Ok(self.finish(list, rule))
+    }
+
+    /// The bypass list's rule for `uri`, if an entry covers it.
+    fn bypassed(&self, uri: &Uri) -> Option<Rule> {
+        let scheme = TargetScheme::of(uri);
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().or(scheme.default_port());
+        self.no_proxy
+            .matching(host, port)
+            .map(|entry| Rule::NoProxy(entry.to_owned()))
     }
 
     /// The decision for a rule's list, reordered by failover; `None` is
