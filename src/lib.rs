@@ -258,7 +258,7 @@
 //! | [`proxy`] | [`ProxyConnectLayer`], the [`Routed`] stream, and the wire protocols spoken to proxies |
 //! | [`stage`] | the stage traits that order the layers |
 //! | [`info`] | [`ConnectionInfo`]: how a connection was made |
-//! | [`route`] | where routes come from: [`Proxy`], [`Proxies`], [`NoProxy`] |
+//! | [`route`] | where routes come from: [`Proxy`], [`Proxies`], [`NoProxy`], PAC scripts (`Pac`, feature `pac`) |
 //! | [`error`] | [`Error`], [`ErrorKind`], [`Phase`] |
 //!
 //! # Features
@@ -269,6 +269,11 @@
 //!   authentication from the user's ticket cache, through the system's
 //!   GSSAPI. Building it needs the Kerberos headers, `pkg-config` and
 //!   libclang (Debian: `libkrb5-dev pkg-config libclang-dev`).
+//! - `pac`: proxy auto-config scripts (`Pac`, `Proxies::from_pac_url`),
+//!   run on an embedded QuickJS (`rquickjs`) with a time budget per call
+//!   and a memory limit; see the `route::pac` module. QuickJS's C sources
+//!   are built with the system's C compiler (about 90 s on two cores), and
+//!   add about 1 MiB to a release binary.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

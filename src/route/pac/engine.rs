@@ -295,7 +295,7 @@ fn run(
             .map_err(|e| answer_error(format!("its answer is not valid text ({e})"))),
         None => Err(answer_error(format!(
             "{entry} returned {} instead of a string",
-            answer.type_name()
+            js_type(&answer)
         ))),
     }
 }
@@ -306,11 +306,17 @@ fn caught(e: CaughtError<'_>, until: Instant, settings: &Settings) -> Error {
         return Error::timeout(Phase::Pac, settings.budget);
     }
     let text = match &e {
-        CaughtError::Exception(ex) => ex.message().unwrap_or_default(),
+        CaughtError::Exception(ex) => {
+            let message = ex.message().unwrap_or_default();
+            match ex.get::<_, String>("name") {
+                Ok(name) if !name.is_empty() && name != "Error" => format!("{name}: {message}"),
+                _ => message,
+            }
+        }
         CaughtError::Value(v) => v
             .as_string()
             .and_then(|s| s.to_string().ok())
-            .unwrap_or_else(|| format!("a thrown {}", v.type_name())),
+            .unwrap_or_else(|| format!("a thrown {}", js_type(v))),
         CaughtError::Error(e) => e.to_string(),
     };
     let out_of_memory = matches!(&e, CaughtError::Error(rquickjs::Error::Allocation))
@@ -325,6 +331,25 @@ fn caught(e: CaughtError<'_>, until: Instant, settings: &Settings) -> Error {
         return script_error("stack overflow".to_owned());
     }
     script_error(quote(&text))
+}
+
+/// A value's type as JavaScript's `typeof` names it.
+fn js_type(v: &Value<'_>) -> &'static str {
+    if v.is_number() {
+        "number"
+    } else if v.is_bool() {
+        "boolean"
+    } else if v.is_null() {
+        "null"
+    } else if v.is_undefined() {
+        "undefined"
+    } else if v.is_function() {
+        "function"
+    } else if v.is_object() {
+        "object"
+    } else {
+        "a value of another type"
+    }
 }
 
 pub(super) fn script_error(detail: String) -> Error {
