@@ -70,7 +70,10 @@
 //! proxy per scheme, a fallback, a [`NoProxy`] bypass list and a custom
 //! matcher, or the environment read as curl reads it
 //! ([`ProxyConnectLayer::from_env`]) or as gRPC core does
-//! ([`Proxies::from_grpc_env`]).
+//! ([`Proxies::from_grpc_env`]), or the operating system's proxy settings
+//! ([`ProxyConnectLayer::from_system`]: the environment, then GNOME, KDE,
+//! Windows or macOS settings, read into a [`SystemSettings`]; the
+//! [`Rule::System`] of each decision names the setting that chose).
 //!
 //! | proxy | `https://` target | `http://` target |
 //! |---|---|---|

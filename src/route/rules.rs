@@ -666,10 +666,14 @@ pub enum Rule {
     NoMatch,
     /// The operating system's proxy settings decided (see
     /// [`Proxies::from_system`]). `source` names them, their mode and the
-    /// setting that chose: `"GNOME settings, mode manual,
-    /// org.gnome.system.proxy.https"`, `"KDE kioslaverc, ProxyType 1,
-    /// NoProxyFor `.corp`"`, `"Windows Internet Settings, ProxyOverride
-    /// `<local>`"`, `"GNOME settings, mode none"`.
+    /// setting that chose, for example:
+    ///
+    /// ```text
+    /// GNOME settings, mode manual, org.gnome.system.proxy.https
+    /// KDE kioslaverc, ProxyType 1, NoProxyFor `.corp`
+    /// Windows Internet Settings, ProxyOverride `<local>`
+    /// GNOME settings, mode none
+    /// ```
     System {
         /// The settings, their mode, and the setting that chose.
         source: String,

@@ -607,6 +607,10 @@ impl Proxies {
     ///    [`Rule::System`] names the source and the setting that decided.
     /// 3. Else no proxy ([`Rule::NoProxyConfigured`]).
     ///
+    /// The system rules decide alone: [`Proxies::with_no_proxy`] still
+    /// applies before them, while the per-scheme proxies, the custom
+    /// matcher and a PAC script set on the result are not consulted.
+    ///
     /// The settings are read once, here (this blocks: GNOME's are read by
     /// running `gsettings`, at most 5 seconds). Every clone of the rules
     /// shares them; [`Proxies::refresh`] reads them again, and
@@ -619,10 +623,17 @@ impl Proxies {
     /// bad proxy variable, as [`Proxies::from_env`];
     /// [`ErrorKind::SystemSettings`](crate::ErrorKind::SystemSettings)
     /// when the settings cannot be read or hold a proxy that cannot be
-    /// used, and when they name a PAC script or WPAD (GNOME's `auto` mode,
-    /// KDE's `ProxyType` 2 and 3, Windows' `AutoConfigURL`/`AutoDetect`,
-    /// macOS' automatic settings): PAC support is not yet wired to the
-    /// system settings. Never a silent direct connection.
+    /// used. Settings that name a PAC script (GNOME's `auto` mode, KDE's
+    /// `ProxyType` 2, Windows' `AutoConfigURL`, macOS' automatic
+    /// configuration) need the `pac` feature: with it the script is fetched
+    /// here (as `Pac::from_url` fetches it, on a thread of its
+    /// own; a `file://` URL is read) and a script that cannot be fetched or
+    /// compiled is its error; without it, such settings are an
+    /// `ErrorKind::SystemSettings` error. WPAD (GNOME's `auto` mode without
+    /// a URL, KDE's `ProxyType` 3, `AutoDetect`, `ProxyAutoDiscoveryEnable`)
+    /// tries `http://wpad/wpad.dat` (the DNS form; DHCP is not asked), and
+    /// goes direct when no script is found, as browsers do, with the reason
+    /// in the rule. Never a silent direct connection otherwise.
     pub fn from_system() -> Result<Self, Error> {
         Self::from_system_with(|name| std::env::var(name).ok())
     }
