@@ -89,7 +89,9 @@ impl SystemSettings {
     /// white space).
     ///
     /// `ProxyOverride` is a `;`-separated list: `<local>` (a name without a
-    /// dot), `*` wildcards anywhere (`*.corp`, `10.*`, `192.168.*.1`), and
+    /// dot, as WinINet reads it: not the private address ranges), `*`
+    /// wildcards anywhere, on names and on IP addresses alike (`*.corp`,
+    /// `127.*`, `192.168.*.1`), and
     /// otherwise one host exactly (`example.com` does not cover
     /// `www.example.com`). Loopback (`localhost`, `127.0.0.0/8`, `::1`) is
     /// always bypassed, as in WinINet, unless the list holds `<-loopback>`.
@@ -265,6 +267,41 @@ mod tests {
         assert!(hit("[::1]").is_some());
         let m = manual("p:1", "<-loopback>");
         assert_eq!(m.bypass.matching("127.0.0.1", Some(80)), None);
+    }
+
+    /// The forms users reported broken elsewhere, as they reported them.
+    #[test]
+    fn reported_forms() {
+        // hyperium/hyper#4128 (hyper-util): Clash's "system proxy", whose
+        // `127.*` IP wildcards and `<local>` hyper-util never matched, so
+        // loopback dials went through the proxy.
+        let clash = manual(
+            "127.0.0.1:7890",
+            "localhost;127.*;192.168.*;10.*;172.16.*;172.17.*;172.18.*;172.19.*;172.20.*;\
+             172.21.*;172.22.*;172.23.*;172.24.*;172.25.*;172.26.*;172.27.*;172.28.*;\
+             172.29.*;172.30.*;172.31.*;<local>",
+        );
+        let rule = |h: &str| clash.bypass.matching(h, Some(80)).map(str::to_owned);
+        assert_eq!(rule("127.0.0.1").as_deref(), Some("127.*"));
+        assert!(rule("[::1]").is_some());
+        assert_eq!(rule("localhost").as_deref(), Some("localhost"));
+        assert_eq!(rule("192.168.3.4").as_deref(), Some("192.168.*"));
+        assert_eq!(rule("172.20.0.1").as_deref(), Some("172.20.*"));
+        assert_eq!(rule("172.32.0.1"), None);
+        // seanmonstar/reqwest#2873: the "local addresses" checkbox.
+        assert_eq!(rule("intranet").as_deref(), Some("<local>"));
+        assert_eq!(rule("example.com"), None);
+        // seanmonstar/reqwest#1005 and #1080: Fiddler's list form, where
+        // `https=` names an HTTP proxy that tunnels, not an https:// one.
+        let fiddler = manual("http=127.0.0.1:8888;https=127.0.0.1:8888", "");
+        assert_eq!(
+            shown(&fiddler.https).as_deref(),
+            Some("PROXY 127.0.0.1:8888")
+        );
+        assert_eq!(
+            shown(&fiddler.http).as_deref(),
+            Some("PROXY 127.0.0.1:8888")
+        );
     }
 
     #[test]
