@@ -49,7 +49,9 @@ pub struct MacProxy {
 /// the same dictionary (`SCDynamicStoreCopyProxies`), ships with every
 /// macOS in `/usr/sbin`, and its text is parsed by
 /// [`SystemSettings::from_scutil`], which is tested everywhere.
-#[cfg(target_os = "macos")]
+// Compiled for tests too, so it is type-checked (and its error seen) on
+// every platform.
+#[cfg(any(target_os = "macos", test))]
 pub(super) fn read() -> Result<SystemSettings, Error> {
     let text = super::run(
         "/usr/sbin/scutil",
@@ -243,6 +245,17 @@ mod tests {
   SOCKSEnable : 0
 }
 ";
+
+    #[test]
+    #[cfg(not(target_os = "macos"))]
+    fn the_reader_says_what_it_ran() {
+        let err = read().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("macOS network settings: cannot run /usr/sbin/scutil"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn scutil_output() {
