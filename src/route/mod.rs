@@ -1,7 +1,7 @@
 //! Where routes come from: [`Proxy`] values, the [`Proxies`] rules that
-//! pick one per target (explicit, or the environment as curl or gRPC reads
-//! it), the [`NoProxy`] bypass list, and the [`Decision`] made for each
-//! target.
+//! pick one per target (explicit, the environment as curl or gRPC reads
+//! it, or the operating system's proxy settings, [`SystemSettings`]), the
+//! [`NoProxy`] bypass list, and the [`Decision`] made for each target.
 //!
 //! Everything here is plain data and pure functions: nothing dials, nothing
 //! holds a connection. [`ProxyConnectLayer`](crate::ProxyConnectLayer)

@@ -38,7 +38,9 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<ProxyList> + Send + Sync>;
 /// | `no_proxy`, else `NO_PROXY` | targets that go direct; see [`NoProxy`] |
 ///
 /// Where both cases are set, lowercase wins. An empty variable counts as
-/// unset. [`Proxies::from_grpc_env`] reads gRPC's variables instead.
+/// unset. [`Proxies::from_grpc_env`] reads gRPC's variables instead, and
+/// [`Proxies::from_system`] the environment, else the desktop's proxy
+/// settings (GNOME, KDE, Windows, macOS).
 ///
 /// `tests/env_rules.rs` checks a table of cases against the real curl
 /// (7.88; the WebSocket rows against curl 8.4's source, `lib/url.c`,
