@@ -65,17 +65,16 @@
 //!
 //! # Errors
 //!
-//! - [`ErrorKind::PacScript`](crate::ErrorKind::PacScript): the script does
-//!   not compile, defines no `FindProxyForURL`, or throws.
-//! - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) in
-//!   [`Phase::Pac`](crate::Phase::Pac): a call ran past its budget.
-//! - [`ErrorKind::PacOutOfMemory`](crate::ErrorKind::PacOutOfMemory): the
-//!   script hit its memory limit. The script stays usable for the next
-//!   call in both cases.
-//! - [`ErrorKind::PacAnswer`](crate::ErrorKind::PacAnswer): the answer is
-//!   not a string, or not a proxy list; the message quotes it.
-//! - [`ErrorKind::PacFetch`](crate::ErrorKind::PacFetch): [`Pac::from_url`]
-//!   could not fetch the script.
+//! - [`ErrorKind::PacScript`] when the script does not compile, defines no
+//!   `FindProxyForURL`, or throws.
+//! - [`ErrorKind::Timeout`] in [`Phase::Pac`] when a call runs past its
+//!   budget.
+//! - [`ErrorKind::PacOutOfMemory`] when the script hits its memory limit.
+//!   The script stays usable for the next call after this and a timeout.
+//! - [`ErrorKind::PacAnswer`] when the answer is not a string, or not a
+//!   proxy list; the message quotes it.
+//! - [`ErrorKind::PacFetch`] when [`Pac::from_url`] cannot fetch the
+//!   script.
 
 mod engine;
 mod fetch;
