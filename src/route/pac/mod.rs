@@ -65,15 +65,15 @@
 //!
 //! # Errors
 //!
-//! - [`ErrorKind::PacScript`] when the script does not compile, defines
-//!   no `FindProxyForURL`, or throws.
-//! - [`ErrorKind::Timeout`] in [`Phase::Pac`] when a call ran past its
+//! - [`ErrorKind::PacScript`] when the script does not compile, defines no
+//!   `FindProxyForURL`, or throws.
+//! - [`ErrorKind::Timeout`] in [`Phase::Pac`] when a call runs past its
 //!   budget.
-//! - [`ErrorKind::PacOutOfMemory`] when the script hit its memory limit.
-//!   The script stays usable for the next call in both cases.
+//! - [`ErrorKind::PacOutOfMemory`] when the script hits its memory limit.
+//!   The script stays usable for the next call after this and a timeout.
 //! - [`ErrorKind::PacAnswer`] when the answer is not a string, or not a
 //!   proxy list; the message quotes it.
-//! - [`ErrorKind::PacFetch`] when [`Pac::from_url`] could not fetch the
+//! - [`ErrorKind::PacFetch`] when [`Pac::from_url`] cannot fetch the
 //!   script.
 
 mod engine;
