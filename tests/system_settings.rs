@@ -89,6 +89,8 @@ struct Setting {
     desktop: Desktop,
     /// GNOME: the keyfile's text; KDE: kioslaverc's.
     text: String,
+    /// Proxy variables set for both sides.
+    vars: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -108,11 +110,13 @@ fn settings() -> Vec<Setting> {
         name,
         desktop: Desktop::Gnome,
         text: body,
+        vars: &[],
     };
     let kde = |name, body: String| Setting {
         name,
         desktop: Desktop::Kde,
         text: format!("[Proxy Settings]\n{body}"),
+        vars: &[],
     };
     vec![
         gnome(
@@ -167,6 +171,21 @@ fn settings() -> Vec<Setting> {
             "kde-none",
             "ProxyType=0\nhttpProxy=http://hp.corp 3128\n".to_owned(),
         ),
+        // ProxyType 4: the environment. libproxy 0.4.18's KDE plugin hands
+        // over to its environment plugin; from_system takes the
+        // environment first whatever the desktop says.
+        Setting {
+            vars: &[
+                ("http_proxy", "http://ep.corp:8080"),
+                ("https_proxy", "http://eps.corp:8443"),
+                ("no_proxy", "localhost,127.0.0.1,intranet,.internal.corp"),
+            ],
+            ..kde(
+                "kde-environment",
+                "ProxyType=4\nhttpProxy=http_proxy\nhttpsProxy=https_proxy\nNoProxyFor=no_proxy\n"
+                    .to_owned(),
+            )
+        },
     ]
 }
 
@@ -188,6 +207,12 @@ const DIFFERENCES: &[(&str, &str, &str)] = &[
     ("kde-manual", "http://example.com/", "as GNOME: `*.example.com` covers example.com here"),
     ("kde-manual", "https://internal.corp/", "as GNOME: `.internal.corp` covers internal.corp here"),
     ("kde-manual-http-only", "https://internal.corp/", "as GNOME: `.internal.corp` covers internal.corp here"),
+    // ProxyType 4, the environment: read here as curl reads it
+    // (Proxies::from_env, checked against curl in tests/env_rules.rs);
+    // libproxy 0.4.18's config_envvar reads it its own way.
+    ("kde-environment", "ftp://example.org/", "curl and this crate give ftp:// targets all_proxy alone (none set: direct); libproxy 0.4.18 falls back to http_proxy"),
+    ("kde-environment", "wss://example.org/", "wss:// takes https_proxy here, as in curl 8.4; libproxy 0.4.18 knows no wss:// and takes http_proxy"),
+    ("kde-environment", "https://internal.corp/", "no_proxy `.internal.corp` covers internal.corp itself here, as in curl; libproxy 0.4.18 only the names under it"),
     ("kde-reversed", "https://internal.corp/", "reversed list: `.internal.corp` covers internal.corp here, so it goes through the proxy; libproxy 0.4.18 sends it direct"),
     // A bracketed IPv6 host: libproxy 0.4.18 parses `[::1]` with
     // getaddrinfo, brackets included, which fails, so `::1` never matches.
@@ -352,7 +377,10 @@ fn from_system_agrees_with_libproxy() {
     for setting in settings() {
         let home = base.join(setting.name);
         write_settings(&home, &setting);
-        let env = environment(&home, setting.desktop);
+        let mut env = environment(&home, setting.desktop);
+        for (name, value) in setting.vars {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
         let reference = libproxy(&proxy, &env);
         let env_for_us = env.clone();
         let proxies = Proxies::from_system_with(move |name| env_for_us.get(name).cloned())
