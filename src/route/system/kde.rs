@@ -16,21 +16,41 @@ pub(super) fn path(get: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     Some(config.join("kioslaverc"))
 }
 
-/// Reads `kioslaverc`; a missing file is "no proxy", as in KDE.
+/// The system-wide files, least important first: `kioslaverc` in each
+/// directory of `$XDG_CONFIG_DIRS` (else `/etc/xdg`), which lists the most
+/// important first.
+fn system_paths(get: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let dirs = get("XDG_CONFIG_DIRS")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/etc/xdg".to_owned());
+    dirs.split(':')
+        .filter(|d| !d.is_empty())
+        .rev()
+        .map(|d| PathBuf::from(d).join("kioslaverc"))
+        .collect()
+}
+
+/// Reads `kioslaverc` as KConfig cascades it: the system-wide files, then
+/// the user's, a later key winning. No file at all is "no proxy", as in
+/// KDE.
 pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<SystemSettings, Error> {
-    let text = match path(get) {
-        None => String::new(),
-        Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    let mut text = String::new();
+    for path in system_paths(get).into_iter().chain(path(get)) {
+        match std::fs::read_to_string(&path) {
+            Ok(file) => {
+                text.push_str(&file);
+                // Each file starts outside any group.
+                text.push_str("\n[]\n");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(settings_error(format!(
                     "KDE kioslaverc: cannot read {}: {e}",
                     path.display()
                 )))
             }
-        },
-    };
+        }
+    }
     SystemSettings::from_kioslaverc(&text, get)
 }
 
@@ -113,6 +133,11 @@ pub(super) fn parse_proxy(value: &str, default_scheme: &str) -> Result<Option<Pr
 impl SystemSettings {
     /// KDE's settings from the text of `kioslaverc`, group `[Proxy
     /// Settings]`; `env` reads environment variables (for `ProxyType=4`).
+    /// A key given twice takes its last value, so the files of a KConfig
+    /// cascade can be passed one after the other, the most important last
+    /// ([`Proxies::from_system`](crate::Proxies::from_system) reads
+    /// `$XDG_CONFIG_DIRS` (else `/etc/xdg`), then `$XDG_CONFIG_HOME` (else
+    /// `~/.config`); KConfig's `[$i]` locks are not honoured).
     ///
     /// | `ProxyType` | route |
     /// |---|---|
@@ -327,6 +352,39 @@ mod tests {
         assert_eq!(m.http.as_ref().unwrap().0.to_string(), "PROXY e.corp:3128");
         assert_eq!(m.bypass.entries().count(), 2);
         assert!(m.reversed);
+    }
+
+    #[test]
+    fn the_cascade_reads_system_files_first() {
+        let base = std::env::temp_dir().join(format!("tt-kde-cascade-{}", std::process::id()));
+        let (system, user) = (base.join("xdg"), base.join("user"));
+        std::fs::create_dir_all(&system).unwrap();
+        std::fs::create_dir_all(&user).unwrap();
+        std::fs::write(
+            system.join("kioslaverc"),
+            "[Proxy Settings]\nProxyType=1\nhttpProxy=http://corp-default 3128\nNoProxyFor=.corp\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "XDG_CONFIG_DIRS" => Some(format!("/nonexistent:{}", system.display())),
+            "XDG_CONFIG_HOME" => Some(user.display().to_string()),
+            _ => None,
+        };
+        let s = read(&env).unwrap();
+        assert_eq!(
+            manual(&s).http.as_ref().unwrap().0.to_string(),
+            "PROXY corp-default:3128"
+        );
+        std::fs::write(
+            user.join("kioslaverc"),
+            "[Proxy Settings]\nhttpProxy=http://mine 8080\n",
+        )
+        .unwrap();
+        let s = read(&env).unwrap();
+        let m = manual(&s);
+        assert_eq!(m.http.as_ref().unwrap().0.to_string(), "PROXY mine:8080");
+        assert_eq!(m.bypass.entries().collect::<Vec<_>>(), [".corp"]);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
