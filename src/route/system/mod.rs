@@ -640,7 +640,8 @@ impl Proxies {
 
     /// As [`Proxies::from_system`], with an environment of your own: `get`
     /// returns a variable's value. It serves the proxy variables, the
-    /// desktop's detection, `HOME` and `XDG_CONFIG_HOME` (KDE), and the
+    /// desktop's detection, `HOME`, `XDG_CONFIG_HOME` and `XDG_CONFIG_DIRS`
+    /// (KDE), and the
     /// environment `gsettings` runs in (`PATH`, `HOME`, `XDG_*`,
     /// `GSETTINGS_BACKEND`, `GSETTINGS_SCHEMA_DIR`,
     /// `DBUS_SESSION_BUS_ADDRESS`; nothing else is passed). Kept for
