@@ -466,7 +466,7 @@ async fn from_url_fetches_over_loopback() {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert!(!format!("{pac:?}").contains("secret"));
-    let proxies = crate::Proxies::from_pac_url(&url).await.unwrap();
+    let proxies = crate::route::Proxies::from_pac_url(&url).await.unwrap();
     let decision = proxies
         .decide_async(&"https://a/".parse().unwrap())
         .await
