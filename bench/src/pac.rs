@@ -11,7 +11,8 @@ use crate::report::median;
 use crate::util::Result;
 
 /// A typical corporate script: ~50 rules of `shExpMatch`, `dnsDomainIs`, `isInNet` on IP
-/// literals and `isPlainHostName`, most targets falling through to the default.
+/// literals (`isInNet(myIpAddress(), ..)`, the address set) and `isPlainHostName`, most
+/// targets falling through to the default.
 pub fn corporate_script() -> String {
     let mut s = String::from("function FindProxyForURL(url, host) {\n");
     s.push_str("    if (isPlainHostName(host)) return 'DIRECT';\n");
@@ -27,7 +28,7 @@ pub fn corporate_script() -> String {
     }
     for i in 0..16 {
         s.push_str(&format!(
-            "    if (isInNet(host, '10.{i}.0.0', '255.255.0.0')) return 'DIRECT';\n"
+            "    if (isInNet(myIpAddress(), '10.{i}.0.0', '255.255.0.0')) return 'DIRECT';\n"
         ));
     }
     s.push_str("    if (shExpMatch(url, 'http://*.cdn.example/*')) return 'DIRECT';\n");
@@ -58,10 +59,16 @@ pub fn run(n: usize) -> Result<()> {
     let resolver = |_: &str| -> std::io::Result<Vec<std::net::IpAddr>> {
         Err(std::io::Error::other("the benchmark resolves nothing"))
     };
-    let cached = Proxies::new().with_pac(Pac::from_script(script.clone())?.with_resolver(resolver));
+    let me: std::net::IpAddr = [192, 168, 1, 20].into();
+    let cached = Proxies::new().with_pac(
+        Pac::from_script(script.clone())?
+            .with_resolver(resolver)
+            .with_my_ip_address(me),
+    );
     let uncached = Proxies::new().with_pac(
         Pac::from_script(script)?
             .with_resolver(resolver)
+            .with_my_ip_address(me)
             .with_cache_ttl(Duration::ZERO),
     );
     let fixed = Proxies::from(Proxy::new("http://proxy1.corp.example:3128")?);

@@ -182,6 +182,11 @@ fn thread_ended() -> Error {
 struct CallEnv {
     settings: Arc<Settings>,
     deadline: Instant,
+    /// The lookups of this call, so a script that asks `isInNet(host, ..)`
+    /// of twenty networks resolves `host` once (Chromium keeps such a
+    /// per-call cache too). Bounded: a name is at most 253 bytes, and past
+    /// 64 names nothing more is kept.
+    lookups: std::collections::HashMap<String, Vec<IpAddr>>,
 }
 
 type Env = Rc<RefCell<Option<CallEnv>>>;
@@ -208,6 +213,7 @@ fn worker(script: String, settings: Arc<Settings>, ready: Reply, jobs: mpsc::Rec
         *env.borrow_mut() = Some(CallEnv {
             settings: settings.clone(),
             deadline: until,
+            lookups: Default::default(),
         });
         let entry = context.with(|ctx| -> Result<&'static str, Error> {
             install(&ctx, &env).map_err(|e| script_error(e.to_string()))?;
@@ -255,6 +261,7 @@ fn worker(script: String, settings: Arc<Settings>, ready: Reply, jobs: mpsc::Rec
         *env.borrow_mut() = Some(CallEnv {
             settings: settings.clone(),
             deadline: until,
+            lookups: Default::default(),
         });
         let result = context.with(|ctx| run(&ctx, entry, &url, &host, until, &settings));
         set_deadline(&deadline, None);
@@ -473,13 +480,28 @@ fn lookup(env: &Env, host: &str) -> Vec<IpAddr> {
     if host.is_empty() || host.len() > 253 {
         return Vec::new();
     }
-    let Some((settings, deadline)) = env
+    let Some((settings, deadline, known)) = env
         .borrow()
         .as_ref()
-        .map(|e| (e.settings.clone(), e.deadline))
+        .map(|e| (e.settings.clone(), e.deadline, e.lookups.get(host).cloned()))
     else {
         return Vec::new();
     };
+    if let Some(ips) = known {
+        return ips;
+    }
+    let ips = resolve(host, &settings, deadline);
+    if let Some(e) = env.borrow_mut().as_mut() {
+        if e.lookups.len() < 64 {
+            e.lookups.insert(host.to_owned(), ips.clone());
+        }
+    }
+    ips
+}
+
+/// One lookup through the resolver, on a helper thread, waited for until
+/// `deadline`.
+fn resolve(host: &str, settings: &Arc<Settings>, deadline: Instant) -> Vec<IpAddr> {
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return Vec::new();
