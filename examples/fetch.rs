@@ -5,7 +5,7 @@
 //!
 //!   -x, --proxy URL          proxy for every target: http://, https://, socks5://,
 //!                            socks5h://, socks4a://, socks4:// or socks://
-//!                            (default: the environment)
+//!                            (default: the environment, else the system settings)
 //!       --preproxy URL       reach the proxy through this one (SOCKS, or HTTP CONNECT)
 //!       --proxy-anyauth      authenticate with the strongest scheme the proxy offers
 //!       --proxy-basic        Basic up front (the default)
@@ -21,7 +21,10 @@
 //!
 //! Without `--proxy` it reads the environment as curl does: `http_proxy`,
 //! `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`, `no_proxy`/`NO_PROXY`
-//! (see [`Proxies`]). It prints the route it took and the rule that chose it, the
+//! (see [`Proxies`]); when no proxy variable is set either, the desktop's proxy
+//! settings (GNOME, KDE, Windows, macOS; see [`Proxies::from_system`]), and the
+//! rule it prints names them ("GNOME settings, mode manual, ..."). `--proxy-user`
+//! and `--preproxy` apply to those too. It prints the route it took and the rule that chose it, the
 //! status line and the negotiated protocol. For a `ws://` or `wss://` URL it opens a
 //! WebSocket (tokio-tungstenite over the stack up to `TlsLayer`), sends one text
 //! message and prints the echo. On failure it prints the error with its causes and
@@ -141,6 +144,19 @@ fn with_userinfo(url: &str, (user, pass): &(String, String)) -> String {
 
 /// The rules: `--proxy` for every target, or the environment; then `--noproxy`.
 fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
+    // No --proxy and no proxy variable: the desktop's settings (GNOME, KDE,
+    // Windows, macOS), as Proxies::from_system reads them.
+    if args.proxy.is_none() && Proxies::from_env()?.is_empty() {
+        let proxies = Proxies::from_system()?;
+        let proxies = match &args.noproxy {
+            Some(list) => proxies.with_no_proxy(NoProxy::parse(list)),
+            None => proxies,
+        };
+        return Ok((
+            proxies,
+            "the system's proxy settings (no --proxy, no proxy variable)",
+        ));
+    }
     let (proxies, source) = match &args.proxy {
         Some(url) => {
             let mut proxy = Proxy::new(url)?;

@@ -48,6 +48,9 @@ pub enum Phase {
     Tls,
     /// The HTTP/1.1 or HTTP/2 handshake, or a request on the connection.
     Dispatch,
+    /// Running a PAC script's `FindProxyForURL` to decide the route
+    /// (feature `pac`); nothing was dialed yet.
+    Pac,
 }
 
 impl fmt::Display for Phase {
@@ -58,6 +61,7 @@ impl fmt::Display for Phase {
             Phase::ProxyConnect => "proxy CONNECT",
             Phase::Tls => "TLS handshake",
             Phase::Dispatch => "HTTP",
+            Phase::Pac => "PAC script",
         })
     }
 }
@@ -114,6 +118,25 @@ pub enum ErrorKind {
     /// proxies: nothing was dialed. Set one with
     /// [`ProxyConnectLayer::with_proxy_tls`](crate::ProxyConnectLayer::with_proxy_tls).
     ProxyTlsNotConfigured,
+    /// A PAC script could not be compiled, does not define
+    /// `FindProxyForURL`, or threw; the message gives the script's error.
+    /// A script that runs past its time budget is a [`ErrorKind::Timeout`]
+    /// in [`Phase::Pac`] instead.
+    PacScript,
+    /// A PAC script ran out of its memory limit.
+    PacOutOfMemory,
+    /// A PAC script answered something that is not a proxy list (or not a
+    /// string); the message quotes the answer.
+    PacAnswer,
+    /// A PAC script could not be fetched: the message names the URL
+    /// (without credentials or query), and the HTTP status if one came.
+    PacFetch,
+    /// The operating system's proxy settings could not be read or used:
+    /// the settings tool failed, a setting is malformed, or the settings
+    /// name a PAC script this build cannot run. The message names the
+    /// source (`GNOME settings`, `KDE kioslaverc`, `Windows Internet
+    /// Settings`, `macOS network settings`) and the setting.
+    SystemSettings,
 }
 
 /// The protocol spoken to a proxy, where an error's message depends on it.
@@ -353,6 +376,14 @@ impl Error {
         )
     }
 
+    /// ` for target`, when the error names one.
+    fn for_target(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.target {
+            Some(t) => write!(f, " for {t}"),
+            None => Ok(()),
+        }
+    }
+
     fn via(&self) -> ViaProxy<'_> {
         ViaProxy(self.inner.proxy.as_ref())
     }
@@ -421,6 +452,10 @@ impl fmt::Display for Error {
                         "HTTP handshake with {target}{} timed out after {after:?}",
                         self.via()
                     )?,
+                    Some(Phase::Pac) => {
+                        write!(f, "the PAC script ran past its budget of {after:?}")?;
+                        self.for_target(f)?
+                    }
                     _ => write!(f, "connecting to {target} timed out after {after:?}")?,
                 }
             }
@@ -492,10 +527,24 @@ impl fmt::Display for Error {
                 f,
                 "proxy {proxy} did not select HTTP/2 (ALPN h2) for CONNECT to {target}"
             )?,
+            ErrorKind::PacScript => {
+                f.write_str("the PAC script failed")?;
+                self.for_target(f)?
+            }
+            ErrorKind::PacOutOfMemory => {
+                f.write_str("the PAC script ran out of memory")?;
+                self.for_target(f)?
+            }
+            ErrorKind::PacAnswer => {
+                f.write_str("the PAC script gave an unusable answer")?;
+                self.for_target(f)?
+            }
+            ErrorKind::PacFetch => f.write_str("could not fetch the PAC script")?,
             ErrorKind::ProxyTlsNotConfigured => write!(
                 f,
                 "proxy {proxy} for {target} is an https:// proxy, and ProxyConnectLayer has no TLS config for proxies (set one with ProxyConnectLayer::with_proxy_tls)"
             )?,
+            ErrorKind::SystemSettings => write!(f, "cannot use the system proxy settings")?,
         }
         if let Some(detail) = detail {
             write!(f, ": {detail}")?;

@@ -70,7 +70,10 @@
 //! proxy per scheme, a fallback, a [`NoProxy`] bypass list and a custom
 //! matcher, or the environment read as curl reads it
 //! ([`ProxyConnectLayer::from_env`]) or as gRPC core does
-//! ([`Proxies::from_grpc_env`]).
+//! ([`Proxies::from_grpc_env`]), or the operating system's proxy settings
+//! ([`ProxyConnectLayer::from_system`]: the environment, then GNOME, KDE,
+//! Windows or macOS settings, read into a [`SystemSettings`]; the
+//! [`Rule::System`] of each decision names the setting that chose).
 //!
 //! | proxy | `https://` target | `http://` target |
 //! |---|---|---|
@@ -271,7 +274,7 @@
 //! | [`proxy`] | [`ProxyConnectLayer`], the [`Routed`] stream, and the wire protocols spoken to proxies |
 //! | [`stage`] | the stage traits that order the layers |
 //! | [`info`] | [`ConnectionInfo`]: how a connection was made |
-//! | [`route`] | where routes come from: [`Proxy`], [`Proxies`], [`NoProxy`] |
+//! | [`route`] | where routes come from: [`Proxy`], [`Proxies`], [`NoProxy`], PAC scripts (`Pac`, feature `pac`) |
 //! | [`error`] | [`Error`], [`ErrorKind`], [`Phase`] |
 //!
 //! # Features
@@ -285,6 +288,11 @@
 //! - `wpad`: the URLs WPAD's DNS method tries ([`route::wpad_urls`]), kept
 //!   below the registrable domain with the Public Suffix List (the `psl`
 //!   crate, about 3 s to build).
+//! - `pac`: proxy auto-config scripts (`Pac`, `Proxies::from_pac_url`),
+//!   run on an embedded QuickJS (`rquickjs`) with a time budget per call
+//!   and a memory limit; see the `route::pac` module. QuickJS's C sources
+//!   are built with the system's C compiler (about 90 s on two cores), and
+//!   add about 1 MiB to a release binary.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -323,9 +331,12 @@ pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
+#[cfg(feature = "pac")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+pub use crate::route::Pac;
 pub use crate::route::{
-    Decision, Hop, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, ProxyList, Rule,
-    SkipReason, Skipped,
+    Decision, Hop, Http2Mode, MacProxy, MacProxySettings, NoProxy, Proxies, Proxy, ProxyAuth,
+    ProxyKind, ProxyList, Rule, SkipReason, Skipped, SystemSettings, WinInetSettings,
 };
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
 pub use crate::tls::{MaybeTlsStream, TlsConnect, TlsLayer, TlsStream};

@@ -17,6 +17,8 @@ pub enum Mode {
     },
     /// `--trace-allocs`: a backtrace per allocation of one connection of each client.
     TraceAllocs,
+    /// `--pac [N]`: the cost of PAC decisions, cached and uncached (`pac.rs`).
+    Pac { n: usize },
     /// The benchmark itself.
     Bench(Args),
 }
@@ -33,6 +35,9 @@ pub fn mode() -> Result<Mode> {
             count: argv.get(4).ok_or("count")?.parse()?,
         },
         Some("--trace-allocs") => Mode::TraceAllocs,
+        Some("--pac") => Mode::Pac {
+            n: argv.get(2).map_or(Ok(5_000), |n| n.parse())?,
+        },
         _ => Mode::Bench(parse_args()),
     })
 }

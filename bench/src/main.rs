@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p tower-tunnel-bench -- [--n N] [--throughput-mib M] [--idle C] [--quick]`
 //! (`--rtt`: only the round trips to the first byte, through a delaying relay)
+//! (`--pac [N]`: only the cost of a PAC decision, cached and uncached)
 //!
 //! Layout of a run:
 //! - The in-process `TestProxy` and `TestOrigin` run in a child process (this binary with
@@ -17,13 +18,14 @@
 //! Modules: `fixtures` (the child process), `clients`, `runs` (setup, phases, throughput,
 //! the https:// proxy comparison, TCP_NODELAY on and off, allocation traces), `rtt` (round
 //! trips per route through a delaying relay, against curl), `memory`
-//! (idle probes), `report` (statistics and tables), `alloc` (the counting allocator), `args`, `tls`, `util`.
+//! (idle probes), `pac` (PAC decisions), `report` (statistics and tables), `alloc` (the counting allocator), `args`, `tls`, `util`.
 
 mod alloc;
 mod args;
 mod clients;
 mod fixtures;
 mod memory;
+mod pac;
 mod report;
 mod rtt;
 mod runs;
@@ -41,6 +43,10 @@ fn main() -> Result<()> {
         Mode::TraceAllocs => {
             let (_server, env) = Server::start(false)?;
             current_thread_runtime()?.block_on(runs::trace_allocs(&env))
+        }
+        Mode::Pac { n } => {
+            report::print_machine();
+            pac::run(n)
         }
         Mode::Bench(args) => bench(&args),
     }

@@ -44,7 +44,8 @@ where
     let (target, _) = target_of(&dst)?;
     let decision = config
         .proxies
-        .decide(&dst)
+        .decide_async(&dst)
+        .await
         .map_err(|e| e.in_context(None, &target))?;
     let (hops, skipped, rule) = decision.into_parts();
     let span = tracing::debug_span!(

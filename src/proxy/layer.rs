@@ -51,6 +51,19 @@ impl ProxyConnectLayer {
         Proxies::from_env().map(Self::from_proxies)
     }
 
+    /// Routes by the system's proxy settings: the environment first, then
+    /// the desktop's settings (GNOME, KDE, Windows, macOS), then none; see
+    /// [`Proxies::from_system`]. Call [`Proxies::refresh`] on
+    /// [`proxies`](Self::proxies) to read them again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Proxies::from_system`]: a bad proxy variable, settings that
+    /// cannot be read, or settings that need PAC support.
+    pub fn from_system() -> Result<Self, Error> {
+        Proxies::from_system().map(Self::from_proxies)
+    }
+
     /// Routes each target by `proxies`.
     pub fn from_proxies(proxies: Proxies) -> Self {
         ProxyConnectLayer {

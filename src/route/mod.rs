@@ -1,7 +1,7 @@
 //! Where routes come from: [`Proxy`] values, the [`Proxies`] rules that
-//! pick one per target (explicit, or the environment as curl or gRPC reads
-//! it), the [`NoProxy`] bypass list, and the [`Decision`] made for each
-//! target.
+//! pick one per target (explicit, the environment as curl or gRPC reads
+//! it, or the operating system's proxy settings, [`SystemSettings`]), the
+//! [`NoProxy`] bypass list, and the [`Decision`] made for each target.
 //!
 //! Everything here is plain data and pure functions: nothing dials, nothing
 //! holds a connection. [`ProxyConnectLayer`](crate::ProxyConnectLayer)
@@ -34,17 +34,24 @@ mod env;
 mod failover;
 mod list;
 mod no_proxy;
+#[cfg(feature = "pac")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+pub mod pac;
 mod proxy;
 mod rules;
 #[cfg(feature = "wpad")]
 mod wpad;
+mod system;
 
 pub(crate) use self::failover::is_unreachable;
 pub use self::failover::{Clock, SkipReason, Skipped, DEFAULT_RETRY_AFTER};
 pub use self::list::{Hop, ProxyList};
 pub use self::no_proxy::NoProxy;
+#[cfg(feature = "pac")]
+pub use self::pac::Pac;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};
 #[cfg(feature = "wpad")]
 pub use self::wpad::{search_domains, wpad_urls};
+pub use self::system::{MacProxy, MacProxySettings, SystemSettings, WinInetSettings};

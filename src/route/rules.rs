@@ -38,7 +38,9 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<ProxyList> + Send + Sync>;
 /// | `no_proxy`, else `NO_PROXY` | targets that go direct; see [`NoProxy`] |
 ///
 /// Where both cases are set, lowercase wins. An empty variable counts as
-/// unset. [`Proxies::from_grpc_env`] reads gRPC's variables instead.
+/// unset. [`Proxies::from_grpc_env`] reads gRPC's variables instead, and
+/// [`Proxies::from_system`] the environment, else the desktop's proxy
+/// settings (GNOME, KDE, Windows, macOS).
 ///
 /// `tests/env_rules.rs` checks a table of cases against the real curl
 /// (7.88; the WebSocket rows against curl 8.4's source, `lib/url.c`,
@@ -118,7 +120,20 @@ pub struct Proxies {
     pub(super) all: Option<ProxyList>,
     pub(super) no_proxy: NoProxy,
     pub(super) custom: Option<Matcher>,
+    #[cfg(feature = "pac")]
+    pub(super) pac: Option<PacRule>,
     pub(super) failover: Failover,
+    /// The system settings, for [`Proxies::from_system`]: when set, they
+    /// decide alone.
+    pub(super) system: Option<super::system::Source>,
+}
+
+/// A PAC script among the rules, and what a failing script gives.
+#[cfg(feature = "pac")]
+#[derive(Clone, Debug)]
+pub(super) struct PacRule {
+    pac: super::Pac,
+    fallback_direct: bool,
 }
 
 /// The proxies for one scheme, and the variable [`Rule::Scheme`] names for
@@ -196,6 +211,81 @@ impl Proxies {
         self
     }
 
+    /// A PAC script, consulted after the bypass list and the custom
+    /// matcher and before the per-scheme proxies: its answer is final (a
+    /// `DIRECT` answer goes direct, whatever else is set). See
+    /// [`Pac`](super::Pac).
+    ///
+    /// A script that fails (throws, runs past its budget or memory, or
+    /// answers something that is not a proxy list) fails the decision,
+    /// and so the connection, unless
+    /// [`with_pac_fallback_direct`](Proxies::with_pac_fallback_direct) is
+    /// set: a failing script never sends traffic direct unasked.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_tunnel::{Pac, Proxies, Rule};
+    ///
+    /// let pac = Pac::from_script("function FindProxyForURL(u, h) { return 'PROXY p.corp:3128'; }")?;
+    /// let proxies = Proxies::new().with_pac(pac);
+    /// let decision = proxies.decide(&"https://example.com/".parse().unwrap())?;
+    /// assert_eq!(decision.proxy().unwrap().authority().as_str(), "p.corp:3128");
+    /// assert_eq!(decision.rule().to_string(), "the PAC script answered `PROXY p.corp:3128`");
+    /// # Ok::<(), tower_tunnel::Error>(())
+    /// ```
+    #[cfg(feature = "pac")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+    pub fn with_pac(mut self, pac: super::Pac) -> Self {
+        let fallback_direct = self.pac.as_ref().is_some_and(|p| p.fallback_direct);
+        self.pac = Some(PacRule {
+            pac,
+            fallback_direct,
+        });
+        self
+    }
+
+    /// Rules made of one PAC script given as text; see
+    /// [`Proxies::with_pac`] and [`Pac::from_script`](super::Pac::from_script).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pac::from_script`](super::Pac::from_script).
+    #[cfg(feature = "pac")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+    pub fn from_pac_script(script: impl Into<String>) -> Result<Self, Error> {
+        Ok(Proxies::new().with_pac(super::Pac::from_script(script)?))
+    }
+
+    /// Rules made of the PAC script at `url`, fetched directly and
+    /// refreshed in the background; see [`Pac::from_url`](super::Pac::from_url).
+    ///
+    /// A script that cannot be fetched or compiled is an error here,
+    /// whatever [`with_pac_fallback_direct`](Proxies::with_pac_fallback_direct)
+    /// says later; for a browser's behaviour, fall back yourself:
+    /// `Proxies::from_pac_url(url).await.unwrap_or_default()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pac::from_url`](super::Pac::from_url).
+    #[cfg(feature = "pac")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+    pub async fn from_pac_url(url: &str) -> Result<Self, Error> {
+        Ok(Proxies::new().with_pac(super::Pac::from_url(url).await?))
+    }
+
+    /// Whether a PAC script that fails sends its target direct (as
+    /// browsers do), with [`Rule::PacFailed`] naming the error; off by
+    /// default, when the decision fails with the script's error.
+    #[cfg(feature = "pac")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pac")))]
+    pub fn with_pac_fallback_direct(mut self, fallback: bool) -> Self {
+        if let Some(rule) = &mut self.pac {
+            rule.fallback_direct = fallback;
+        }
+        self
+    }
+
     /// How long a hop of a proxy list that could not be reached is tried
     /// last; [five minutes](crate::route::DEFAULT_RETRY_AFTER) unless set.
     /// See "Proxy lists and failover" on [`Proxies`].
@@ -230,11 +320,25 @@ impl Proxies {
 
     /// Whether no proxy is configured at all.
     pub fn is_empty(&self) -> bool {
+        if let Some(system) = &self.system {
+            return system.is_empty();
+        }
         [&self.http, &self.https, &self.ws, &self.wss]
             .iter()
             .all(|slot| slot.is_none())
             && self.all.is_none()
             && self.custom.is_none()
+            && !self.has_pac()
+    }
+
+    #[cfg(feature = "pac")]
+    fn has_pac(&self) -> bool {
+        self.pac.is_some()
+    }
+
+    #[cfg(not(feature = "pac"))]
+    fn has_pac(&self) -> bool {
+        false
     }
 
     /// Which way `uri` goes, and which rule said so.
@@ -242,21 +346,78 @@ impl Proxies {
     /// The bypass list is checked first, with the target's port: the one
     /// in the URI, else 80 for `http://` and `ws://`, 443 for `https://`
     /// and `wss://` (a target of another scheme without a port matches only
-    /// entries without one). Then the custom matcher, then the proxy for
-    /// the target's scheme as the table on [`Proxies`] says, then the
-    /// proxy for all schemes.
+    /// entries without one). Then the custom matcher, then the PAC script
+    /// (feature `pac`; its answer is final), then the proxy for the
+    /// target's scheme as the table on [`Proxies`] says, then the proxy for
+    /// all schemes.
     ///
     /// The decision's hops are in the order the connector tries them: the
     /// rule's list, with the hops that could not be reached lately moved to
     /// the end (see "Proxy lists and failover" on [`Proxies`]).
     ///
+    /// A PAC script runs on its own thread while this one waits (a cached
+    /// answer aside); the connector uses an async form of this method that
+    /// does not block the runtime.
+    ///
     /// # Errors
     ///
-    /// None for the rules above; the `Result` is for rules that run code
-    /// which can fail, such as a PAC script.
+    /// Only from a PAC script that fails (see [`Proxies::with_pac`]); the
+    /// other rules cannot fail.
     pub fn decide(&self, uri: &Uri) -> Result<Decision, Error> {
-        let (list, rule) = self.rule_for(uri);
-        Ok(match list {
+        if let Some(system) = &self.system {
+            if let Some(rule) = self.bypassed(uri) {
+                return Ok(self.finish(None, rule));
+            }
+            let (list, rule) = system.decide(uri)?;
+            return Ok(self.finish(list, rule));
+        }
+        if let Some((list, rule)) = self.rule_before_pac(uri) {
+            return Ok(self.finish(list, rule));
+        }
+        #[cfg(feature = "pac")]
+        if let Some(pac) = &self.pac {
+            let (list, rule) = pac.outcome(pac.pac.find(uri))?;
+            return Ok(self.finish(list, rule));
+        }
+        let (list, rule) = self.rule_after_pac(uri);
+        Ok(self.finish(list, rule))
+    }
+
+    /// As [`Proxies::decide`], awaiting a PAC script instead of blocking.
+    pub(crate) async fn decide_async(&self, uri: &Uri) -> Result<Decision, Error> {
+        if let Some(system) = &self.system {
+            if let Some(rule) = self.bypassed(uri) {
+                return Ok(self.finish(None, rule));
+            }
+            let (list, rule) = system.decide_async(uri).await?;
+            return Ok(self.finish(list, rule));
+        }
+        if let Some((list, rule)) = self.rule_before_pac(uri) {
+            return Ok(self.finish(list, rule));
+        }
+        #[cfg(feature = "pac")]
+        if let Some(pac) = &self.pac {
+            let (list, rule) = pac.outcome(pac.pac.find_async(uri).await)?;
+            return Ok(self.finish(list, rule));
+        }
+        let (list, rule) = self.rule_after_pac(uri);
+        Ok(self.finish(list, rule))
+    }
+
+    /// The bypass list's rule for `uri`, if an entry covers it.
+    fn bypassed(&self, uri: &Uri) -> Option<Rule> {
+        let scheme = TargetScheme::of(uri);
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().or(scheme.default_port());
+        self.no_proxy
+            .matching(host, port)
+            .map(|entry| Rule::NoProxy(entry.to_owned()))
+    }
+
+    /// The decision for a rule's list, reordered by failover; `None` is
+    /// direct.
+    fn finish(&self, list: Option<ProxyList>, rule: Rule) -> Decision {
+        match list {
             None => Decision::direct(rule),
             Some(list) => {
                 let (hops, skipped) = self.failover.order(list.hops());
@@ -266,27 +427,41 @@ impl Proxies {
                     rule,
                 }
             }
-        })
+        }
     }
 
-    /// The list the rules give `uri`, before failover reorders it; `None`
-    /// is direct.
-    fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+    /// The rules before the PAC script: `None` when none of them decides.
+    #[allow(clippy::type_complexity)]
+    fn rule_before_pac(&self, uri: &Uri) -> Option<(Option<ProxyList>, Rule)> {
         if self.is_empty() {
-            return (None, Rule::NoProxyConfigured);
+            return Some((None, Rule::NoProxyConfigured));
         }
         let scheme = TargetScheme::of(uri);
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().or(scheme.default_port());
         if let Some(entry) = self.no_proxy.matching(host, port) {
-            return (None, Rule::NoProxy(entry.to_owned()));
+            return Some((None, Rule::NoProxy(entry.to_owned())));
         }
         if let Some(custom) = &self.custom {
             if let Some(list) = custom(uri) {
-                return (Some(list), Rule::Custom);
+                return Some((Some(list), Rule::Custom));
             }
         }
-        let slots: &[&Option<Slot>] = match scheme {
+        None
+    }
+
+    /// The list the rules give `uri` when they hold no PAC script (as
+    /// the environment's never do), before failover reorders it; `None`
+    /// is direct.
+    pub(super) fn rule_without_pac(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+        self.rule_before_pac(uri)
+            .unwrap_or_else(|| self.rule_after_pac(uri))
+    }
+
+    /// The rules after the PAC script (there is none, or the feature is
+    /// off).
+    fn rule_after_pac(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
+        let slots: &[&Option<Slot>] = match TargetScheme::of(uri) {
             TargetScheme::Http => &[&self.http],
             TargetScheme::Https => &[&self.https],
             // curl 8.4+: ws_proxy, else http_proxy; wss_proxy, else https_proxy.
@@ -304,9 +479,38 @@ impl Proxies {
     }
 }
 
+#[cfg(feature = "pac")]
+impl PacRule {
+    /// The rule for a script's result: its list, or direct when it failed
+    /// and the fallback is on.
+    fn outcome(
+        &self,
+        found: Result<(ProxyList, Arc<str>), Error>,
+    ) -> Result<(Option<ProxyList>, Rule), Error> {
+        match found {
+            Ok((list, answer)) => Ok((
+                Some(list),
+                Rule::Pac {
+                    answer: answer.to_string(),
+                },
+            )),
+            Err(e) if self.fallback_direct => {
+                tracing::debug!(error = %e, "PAC script failed; going direct as configured");
+                Ok((
+                    None,
+                    Rule::PacFailed {
+                        error: e.to_string(),
+                    },
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// The target schemes the rules tell apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TargetScheme {
+pub(super) enum TargetScheme {
     Http,
     Https,
     Ws,
@@ -316,7 +520,7 @@ enum TargetScheme {
 }
 
 impl TargetScheme {
-    fn of(uri: &Uri) -> Self {
+    pub(super) fn of(uri: &Uri) -> Self {
         match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => TargetScheme::Http,
             Some(s) if s.eq_ignore_ascii_case("https") => TargetScheme::Https,
@@ -327,7 +531,7 @@ impl TargetScheme {
     }
 
     /// The port a URI of this scheme means when it names none.
-    fn default_port(self) -> Option<u16> {
+    pub(super) fn default_port(self) -> Option<u16> {
         match self {
             TargetScheme::Http | TargetScheme::Ws => Some(80),
             TargetScheme::Https | TargetScheme::Wss => Some(443),
@@ -381,16 +585,18 @@ impl Proxies {
 impl fmt::Debug for Proxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let proxy = |slot: &Option<Slot>| slot.as_ref().map(|s| s.list.clone());
-        f.debug_struct("Proxies")
-            .field("http", &proxy(&self.http))
+        let mut d = f.debug_struct("Proxies");
+        d.field("http", &proxy(&self.http))
             .field("https", &proxy(&self.https))
             .field("ws", &proxy(&self.ws))
             .field("wss", &proxy(&self.wss))
             .field("all", &self.all)
             .field("no_proxy", &self.no_proxy)
-            .field("custom", &self.custom.as_ref().map(|_| "Fn(&Uri)"))
-            .field("failover", &self.failover)
-            .finish()
+            .field("custom", &self.custom.as_ref().map(|_| "Fn(&Uri)"));
+        #[cfg(feature = "pac")]
+        d.field("pac", &self.pac);
+        d.field("system", &self.system);
+        d.field("failover", &self.failover).finish()
     }
 }
 
@@ -491,6 +697,32 @@ pub enum Rule {
     All,
     /// Proxies are configured, but none for this target's scheme.
     NoMatch,
+    /// The operating system's proxy settings decided (see
+    /// [`Proxies::from_system`]). `source` names them, their mode and the
+    /// setting that chose, for example:
+    ///
+    /// ```text
+    /// GNOME settings, mode manual, org.gnome.system.proxy.https
+    /// KDE kioslaverc, ProxyType 1, NoProxyFor `.corp`
+    /// Windows Internet Settings, ProxyOverride `<local>`
+    /// GNOME settings, mode none
+    /// ```
+    System {
+        /// The settings, their mode, and the setting that chose.
+        source: String,
+    },
+    /// The PAC script answered this (feature `pac`; see
+    /// [`Proxies::with_pac`]).
+    Pac {
+        /// The script's answer, as it gave it.
+        answer: String,
+    },
+    /// The PAC script failed, and the rules go direct on a failure
+    /// (feature `pac`; see [`Proxies::with_pac_fallback_direct`]).
+    PacFailed {
+        /// The script's error, as its `Display` reads.
+        error: String,
+    },
 }
 
 impl fmt::Display for Rule {
@@ -502,6 +734,11 @@ impl fmt::Display for Rule {
             Rule::Scheme(var) => write!(f, "the proxy for this scheme ({var})"),
             Rule::All => f.write_str("the proxy for all schemes (all_proxy)"),
             Rule::NoMatch => f.write_str("no proxy is set for this scheme"),
+            Rule::System { source } => f.write_str(source),
+            Rule::Pac { answer } => write!(f, "the PAC script answered `{answer}`"),
+            Rule::PacFailed { error } => {
+                write!(f, "the PAC script failed, so direct as configured: {error}")
+            }
         }
     }
 }

@@ -1,0 +1,222 @@
+//! Real requests routed by the desktop's proxy settings: GNOME's, in a
+//! private home through the GSettings keyfile backend, read by
+//! `Proxies::from_system_with`, carried by the lab's squid
+//! (`.ci/interop/setup.sh`) to the in-process `TestOrigin`.
+//!
+//! - `manual` mode names squid as the HTTPS proxy;
+//! - `auto` mode names a PAC URL (served on loopback by this test) whose
+//!   script answers squid (feature `pac`).
+//!
+//! squid's `access.log` is the witness that the request went through it.
+//! As `tests/interop.rs`, every test needs `TOWER_TUNNEL_INTEROP=1` and
+//! `source $INTEROP_DIR/ports.env`; without them it says why and passes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_tunnel::test_util::{client_config, TestOrigin, HELLO_BODY};
+use tower_tunnel::{AlpnDispatchLayer, Proxies, ProxyConnectLayer, TlsLayer};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The lab's squid URL, or `None` (after saying why) when the lab is off.
+fn squid_url() -> Option<String> {
+    let on = matches!(std::env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0");
+    if !on {
+        eprintln!("skipped: set TOWER_TUNNEL_INTEROP=1 after .ci/interop/setup.sh (see .ci/interop/README.md)");
+        return None;
+    }
+    let url = std::env::var("SQUID_URL")
+        .expect("TOWER_TUNNEL_INTEROP is set but SQUID_URL is not: source $INTEROP_DIR/ports.env");
+    assert!(
+        std::process::Command::new("gsettings")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "gsettings is needed (Debian: libglib2.0-bin gsettings-desktop-schemas)"
+    );
+    Some(url)
+}
+
+/// A private home holding GNOME settings `keyfile`, and the environment
+/// that reads it.
+fn gnome_home(name: &str, keyfile: &str) -> (PathBuf, HashMap<String, String>) {
+    let home =
+        std::env::temp_dir().join(format!("tt-system-interop-{name}-{}", std::process::id()));
+    let dir = home.join(".config/glib-2.0/settings");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keyfile"), keyfile).unwrap();
+    let env = HashMap::from([
+        ("HOME".to_owned(), home.display().to_string()),
+        (
+            "XDG_CONFIG_HOME".to_owned(),
+            home.join(".config").display().to_string(),
+        ),
+        ("GSETTINGS_BACKEND".to_owned(), "keyfile".to_owned()),
+        ("XDG_CURRENT_DESKTOP".to_owned(), "GNOME".to_owned()),
+        ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+    ]);
+    (home, env)
+}
+
+/// squid's host and port.
+fn host_port(url: &str) -> (String, u16) {
+    let uri: Uri = url.parse().unwrap();
+    (uri.host().unwrap().to_owned(), uri.port_u16().unwrap())
+}
+
+/// One HTTPS request to a fresh origin, routed by `proxies`; returns the
+/// origin's authority once the connection is closed.
+async fn request_through(proxies: Proxies, squid: &str) -> String {
+    let origin = TestOrigin::start().await.unwrap();
+    let stack = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::new())
+        .layer(TlsLayer::new(client_config()).with_http1_only())
+        .layer(ProxyConnectLayer::from_proxies(proxies))
+        .service(HttpConnector::new());
+    let target: Uri = origin.https_url().parse().unwrap();
+    let mut conn = tokio::time::timeout(TIMEOUT, stack.oneshot(target))
+        .await
+        .expect("in time")
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let (squid_host, squid_port) = host_port(squid);
+    let route = conn.info().route().clone();
+    assert_eq!(
+        route
+            .proxy()
+            .map(|a| (a.host().to_owned(), a.port_u16().unwrap())),
+        Some((squid_host, squid_port)),
+        "route {route}"
+    );
+    let res = tokio::time::timeout(
+        TIMEOUT,
+        conn.send_request(Request::get("/").body(Empty::<Bytes>::new()).unwrap()),
+    )
+    .await
+    .expect("in time")
+    .expect("request");
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, HELLO_BODY.as_bytes());
+    drop(conn);
+    origin.authority().to_string()
+}
+
+/// Waits (bounded) for squid's access log to show `CONNECT authority`.
+async fn assert_squid_logged(authority: &str) {
+    let Some(dir) = std::env::var_os("INTEROP_DIR") else {
+        eprintln!("note: INTEROP_DIR not set; not checking squid's log");
+        return;
+    };
+    let path = Path::new(&dir).join("squid-open/access.log");
+    let needle = format!("CONNECT {authority}");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if std::fs::read_to_string(&path).is_ok_and(|log| log.contains(&needle)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never showed {needle:?}", path.display());
+}
+
+#[tokio::test]
+async fn gnome_manual_mode_routes_through_squid() {
+    let Some(squid) = squid_url() else { return };
+    let (host, port) = host_port(&squid);
+    let keyfile = format!(
+        "[system/proxy]\nmode='manual'\nignore-hosts=@as []\n\n\
+         [system/proxy/https]\nhost='{host}'\nport={port}\n"
+    );
+    let (home, env) = gnome_home("manual", &keyfile);
+    let proxies = Proxies::from_system_with(move |name| env.get(name).cloned()).unwrap();
+    let rule = proxies
+        .decide(&"https://localhost/".parse().unwrap())
+        .unwrap()
+        .rule()
+        .to_string();
+    assert_eq!(
+        rule,
+        "GNOME settings, mode manual, org.gnome.system.proxy.https"
+    );
+    let authority = request_through(proxies, &squid).await;
+    assert_squid_logged(&authority).await;
+    let _ = std::fs::remove_dir_all(home);
+}
+
+/// Serves `script` as `/proxy.pac` on loopback, on a thread of its own,
+/// for at most `requests` requests; returns the URL.
+#[cfg(feature = "pac")]
+fn serve_pac(script: String, requests: usize) -> String {
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/proxy.pac", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            // Bounded: until the blank line, or 64 KiB.
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{script}",
+                script.len()
+            );
+        }
+    });
+    url
+}
+
+#[cfg(feature = "pac")]
+#[tokio::test]
+async fn gnome_auto_mode_routes_through_the_pac_scripts_answer() {
+    let Some(squid) = squid_url() else { return };
+    let (host, port) = host_port(&squid);
+    let script =
+        format!("function FindProxyForURL(url, host) {{ return 'PROXY {host}:{port}; DIRECT'; }}");
+    let pac_url = serve_pac(script, 4);
+    let keyfile =
+        format!("[system/proxy]\nmode='auto'\nautoconfig-url='{pac_url}'\nignore-hosts=@as []\n");
+    let (home, env) = gnome_home("auto", &keyfile);
+    // from_system fetches the script on a thread of its own; it blocks, so
+    // it runs off the runtime here.
+    let proxies = tokio::task::spawn_blocking(move || {
+        Proxies::from_system_with(move |name| env.get(name).cloned())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let rule = proxies
+        .decide(&"https://localhost/".parse().unwrap())
+        .unwrap()
+        .rule()
+        .to_string();
+    assert_eq!(
+        rule,
+        format!(
+            "GNOME settings, mode auto, the PAC script ({pac_url}) answered `PROXY {host}:{port}; DIRECT`"
+        )
+    );
+    let authority = request_through(proxies, &squid).await;
+    assert_squid_logged(&authority).await;
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[cfg(not(feature = "pac"))]
+#[test]
+#[ignore = "needs PAC: run with --features pac"]
+fn gnome_auto_mode_routes_through_the_pac_scripts_answer() {}
