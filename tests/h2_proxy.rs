@@ -91,7 +91,11 @@ async fn h2_and_http11_inside_an_h2_proxy_stream() {
 
 #[tokio::test]
 async fn a_hundred_concurrent_tunnels_share_one_proxy_connection() {
-    let proxy = TestH2Proxy::start().await.unwrap();
+    let proxy = TestH2Proxy::builder()
+        .max_concurrent_streams(100)
+        .start()
+        .await
+        .unwrap();
     let origin = TestOrigin::start().await.unwrap();
     let connect = stack(Proxy::new(&proxy.url()).unwrap());
     let mut tasks = tokio::task::JoinSet::new();
@@ -111,7 +115,7 @@ async fn a_hundred_concurrent_tunnels_share_one_proxy_connection() {
     assert_eq!(proxy.streams(), 100);
     assert_eq!(origin.proxied_connections(), 100);
     assert_eq!(conns[0].info().shared_tunnels(), Some(100));
-    // The 101st opens a second connection; it is over the 100-stream cap.
+    // The 101st opens a second connection: the proxy's SETTINGS allow 100.
     let extra = connect.clone().oneshot(target(&origin)).await.unwrap();
     assert_eq!(proxy.connections(), 2);
     drop(conns);
