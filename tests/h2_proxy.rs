@@ -12,7 +12,39 @@ use tower_tunnel::{
     AlpnDispatchLayer, ErrorKind, HttpConnection, Proxy, ProxyConnectLayer, Route, TlsLayer,
 };
 
+#[path = "common/raw_h2.rs"]
+mod raw_h2;
+
+use raw_h2::{Action, RawH2Proxy};
+use std::time::Duration;
+
 type Body = Empty<Bytes>;
+
+/// The route stage alone: the raw proxy opens tunnels and carries nothing in them.
+fn routes(
+    proxy: &str,
+) -> impl Service<
+    Uri,
+    Response = tower_tunnel::Routed<hyper_util::rt::TokioIo<tokio::net::TcpStream>>,
+    Error = tower_tunnel::Error,
+> + Clone {
+    ServiceBuilder::new()
+        .layer(
+            ProxyConnectLayer::new(Proxy::new(proxy).unwrap())
+                .with_proxy_tls(client_config())
+                .with_connect_timeout(Some(Duration::from_secs(10))),
+        )
+        .service(HttpConnector::new())
+}
+
+fn h2_stream(info: &tower_tunnel::ConnectionInfo) -> u32 {
+    match info.route() {
+        Route::H2Tunnel { stream, .. } => *stream,
+        other => panic!("not an HTTP/2 tunnel: {other}"),
+    }
+}
+
+const ANY: &str = "https://localhost:9/";
 
 fn stack(
     proxy: Proxy,
@@ -270,5 +302,186 @@ async fn a_stalled_tunnel_does_not_stall_the_others() {
         proxy.h2_connections(),
         1,
         "all tunnels shared one connection"
+    );
+}
+
+#[tokio::test]
+async fn a_third_tunnel_opens_a_second_connection_when_the_proxy_allows_two() {
+    let proxy = TestH2Proxy::builder()
+        .max_concurrent_streams(2)
+        .start()
+        .await
+        .unwrap();
+    let origin = TestOrigin::start().await.unwrap();
+    let connect = stack(Proxy::new(&proxy.url()).unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (connect, uri) = (connect.clone(), target(&origin));
+        tasks.spawn(async move {
+            let mut conn = connect.oneshot(uri).await.unwrap();
+            assert_eq!(get(&mut conn).await, 200);
+            conn
+        });
+    }
+    let mut conns = Vec::new();
+    while let Some(conn) = tasks.join_next().await {
+        conns.push(conn.unwrap());
+    }
+    assert_eq!(proxy.connections(), 2, "two streams per connection");
+    assert_eq!(proxy.streams(), 3);
+    let mut shared: Vec<_> = conns
+        .iter()
+        .map(|c| c.info().shared_tunnels().unwrap())
+        .collect();
+    shared.sort_unstable();
+    assert_eq!(shared, [1, 2, 2]);
+    // All three still carry requests.
+    for conn in &mut conns {
+        assert_eq!(get(conn).await, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_proxy_lowered_its_limit_takes_no_new_streams() {
+    // 10 streams allowed, lowered to 1 once the second tunnel is open.
+    let proxy = RawH2Proxy::start(10, vec![vec![Action::Answer, Action::AnswerThenLower(1)]]).await;
+    let connect = routes(&proxy.url());
+    let a = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    let b = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    assert_eq!((h2_stream(a.info()), h2_stream(b.info())), (1, 3));
+    assert_eq!(proxy.connections(), 1);
+    // The SETTINGS came before the answer to b: the third goes elsewhere.
+    let c = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    assert_eq!(h2_stream(c.info()), 1, "{}", c.info());
+    assert_eq!(proxy.connections(), 2);
+    assert_eq!(c.info().shared_tunnels(), Some(1));
+    assert_eq!(a.info().shared_tunnels(), Some(2));
+}
+
+#[tokio::test]
+async fn a_stream_above_goaway_last_stream_id_is_sent_again_on_a_fresh_connection() {
+    // The first connection answers stream 1, then goes away naming it last:
+    // stream 3 was never processed.
+    let proxy = RawH2Proxy::start(100, vec![vec![Action::Answer, Action::GoAway]]).await;
+    let connect = routes(&proxy.url());
+    let a = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    assert!(!a.info().h2_retried());
+    let b = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    assert!(b.info().h2_retried(), "{}", b.info());
+    assert_eq!(h2_stream(b.info()), 1, "on a fresh connection");
+    assert_eq!(proxy.connections(), 2);
+    // New tunnels never go to the connection going away.
+    let c = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    assert_eq!(h2_stream(c.info()), 3);
+    assert!(!c.info().h2_retried());
+    assert_eq!(proxy.connections(), 2);
+    assert_eq!(proxy.streams(), 4);
+    // The tunnel opened before the GOAWAY is still counted on its connection.
+    assert_eq!(a.info().shared_tunnels(), Some(1));
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_sent_again_once() {
+    let proxy = RawH2Proxy::start(100, vec![vec![Action::Refuse]]).await;
+    let connect = routes(&proxy.url());
+    let a = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
+    assert!(a.info().h2_retried());
+    // REFUSED_STREAM leaves the connection usable (RFC 9113 §8.7).
+    assert_eq!(h2_stream(a.info()), 3);
+    assert_eq!(proxy.connections(), 1);
+    assert_eq!(proxy.streams(), 2);
+}
+
+#[tokio::test]
+async fn a_second_goaway_fails_the_tunnel_with_a_typed_error_naming_the_proxy() {
+    let proxy = RawH2Proxy::start(100, vec![vec![Action::GoAway], vec![Action::GoAway]]).await;
+    let err = routes(&proxy.url())
+        .oneshot(ANY.parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProxyClosed, "{err}");
+    assert_eq!(
+        err.proxy().map(|p| p.as_str()),
+        Some(&*proxy.addr.to_string())
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "proxy {} closed the connection without answering CONNECT to localhost:9: \
+             its HTTP/2 connection is going away (GOAWAY NO_ERROR) and did not process the stream",
+            proxy.addr
+        )
+    );
+    assert_eq!(proxy.connections(), 2, "sent again once, not more");
+}
+
+/// A graceful shutdown (a proxy reloading): the tunnel open before it keeps working, and
+/// new tunnels open a new connection instead of going to the one going away.
+#[tokio::test]
+async fn after_a_graceful_goaway_open_tunnels_run_on_and_new_ones_use_a_new_connection() {
+    let proxy = TestH2Proxy::start().await.unwrap();
+    let origin = TestOrigin::start().await.unwrap();
+    let connect = stack(Proxy::new(&proxy.url()).unwrap());
+    let mut open = connect.clone().oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut open).await, 200);
+
+    proxy.go_away();
+    // Until the GOAWAY arrives a new tunnel may still share the old connection; every
+    // one of them works either way. Bounded: 40 tries, 50 ms apart.
+    let mut fresh = None;
+    for _ in 0..40 {
+        let mut conn = connect.clone().oneshot(target(&origin)).await.unwrap();
+        assert_eq!(get(&mut conn).await, 200);
+        if proxy.connections() == 2 {
+            fresh = Some(conn);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = fresh.expect("no new proxy connection after GOAWAY");
+    assert_eq!(h2_stream(fresh.info()), 1);
+    assert_eq!(get(&mut open).await, 200, "the open tunnel runs on");
+    let mut next = connect.oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut next).await, 200);
+    assert_eq!(proxy.connections(), 2);
+    assert_eq!(h2_stream(next.info()), 3);
+}
+
+/// A proxy killed with tunnels open on it: each tunnel's next request fails with a
+/// typed error that names the proxy, within the deadline, and the next connect dials
+/// afresh.
+#[tokio::test]
+async fn a_killed_proxy_fails_every_tunnel_on_its_connection_naming_the_proxy() {
+    let proxy = TestH2Proxy::start().await.unwrap();
+    let origin = TestOrigin::start().await.unwrap();
+    let proxy_addr = proxy.addr();
+    let connect = stack(Proxy::new(&proxy.url()).unwrap());
+    let mut a = connect.clone().oneshot(target(&origin)).await.unwrap();
+    let mut b = connect.clone().oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut a).await, 200);
+    assert_eq!(get(&mut b).await, 200);
+    assert_eq!(proxy.connections(), 1);
+
+    proxy.drop_connections();
+    drop(proxy);
+    for conn in [&mut a, &mut b] {
+        let req = Request::get("/").body(Body::new()).unwrap();
+        let err = tokio::time::timeout(Duration::from_secs(10), conn.send_request(req))
+            .await
+            .expect("a tunnel on a dead proxy connection fails promptly")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Request, "{err}");
+        assert_eq!(
+            err.proxy().map(|p| p.to_string()),
+            Some(proxy_addr.to_string()),
+            "{err}"
+        );
+    }
+    // Nothing listens there any more: the next connect dials, and says so.
+    let err = connect.oneshot(target(&origin)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Dial, "{err}");
+    assert_eq!(
+        err.proxy().map(|p| p.to_string()),
+        Some(proxy_addr.to_string())
     );
 }
