@@ -485,3 +485,35 @@ async fn a_killed_proxy_fails_every_tunnel_on_its_connection_naming_the_proxy() 
         Some(proxy_addr.to_string())
     );
 }
+
+/// Below the HTTP layer: a read on a tunnel whose proxy connection died fails with an
+/// `io::Error` that carries the crate's error, naming the proxy and the target.
+#[tokio::test]
+async fn a_read_on_a_tunnel_whose_proxy_died_names_the_proxy() {
+    use tokio::io::AsyncReadExt;
+
+    let proxy = RawH2Proxy::start(100, vec![]).await;
+    let addr = proxy.addr;
+    let routed = routes(&proxy.url())
+        .oneshot(ANY.parse().unwrap())
+        .await
+        .unwrap();
+    drop(proxy);
+    let mut io = hyper_util::rt::TokioIo::new(routed);
+    let mut buf = [0; 16];
+    let err = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf))
+        .await
+        .expect("the read fails promptly")
+        .unwrap_err();
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<tower_tunnel::Error>())
+        .unwrap_or_else(|| panic!("not a tower_tunnel::Error: {err:?}"));
+    assert_eq!(inner.kind(), ErrorKind::Io);
+    assert_eq!(
+        inner.to_string(),
+        format!(
+            "I/O error with localhost:9 via proxy {addr}: the proxy's HTTP/2 connection under the tunnel failed"
+        )
+    );
+}

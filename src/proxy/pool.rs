@@ -4,13 +4,32 @@
 //! One pool per [`ProxyConnectLayer`](crate::ProxyConnectLayer), shared by
 //! every clone of it and of the services it makes, keeps the proxy
 //! connections, keyed by the proxy's authority and credentials (so a
-//! matcher that builds a fresh `Proxy` for each call still shares them). A
-//! connection takes new
-//! tunnels while fewer than [`MAX_STREAMS`] are open on it; hyper does not
-//! expose the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`, so the count is
-//! kept here, and each tunnel's [`Lease`] gives its slot back when the
-//! tunnel is dropped. A closed connection (the proxy went away, or sent
-//! `GOAWAY`) is removed, and the next tunnel opens a fresh one.
+//! matcher that builds a fresh `Proxy` for each call still shares them).
+//! The connections are the `h2` crate's, not hyper's: hyper's client
+//! neither shows the proxy's `SETTINGS_MAX_CONCURRENT_STREAMS` nor says
+//! that a connection received `GOAWAY`, and it queues streams above the
+//! limit where a tunnel would wait for another to close.
+//!
+//! - A connection takes a new tunnel while fewer are open on it (counted
+//!   here: each tunnel's [`Lease`] gives its slot back when the tunnel is
+//!   dropped) than the proxy's latest `SETTINGS_MAX_CONCURRENT_STREAMS`
+//!   allow. When every connection is full, a new one is opened; one whose
+//!   proxy lowered the limit below its open tunnels takes none until enough
+//!   have closed. Until a new connection's `SETTINGS` are in (known by the
+//!   answer to a `PING` sent after the first `CONNECT`), the tunnels of a
+//!   burst wait for it instead of each opening one.
+//! - A connection that failed, closed, or received `GOAWAY` takes no new
+//!   tunnel and is dropped from the pool; the tunnels already open on it
+//!   run until the proxy ends them. A `CONNECT` the proxy never processed
+//!   (above the `GOAWAY`'s last stream id, or reset with `REFUSED_STREAM`)
+//!   is sent again once, on a connection that has room (a fresh one after
+//!   `GOAWAY`), and [`ConnectionInfo::h2_retried`](crate::ConnectionInfo::h2_retried)
+//!   says so.
+//! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
+//!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
+//!   tunnel's reads and writes with an `io::Error` carrying a
+//!   [`crate::Error`] that names the proxy; the next tunnel opens a fresh
+//!   connection.
 
 use std::collections::HashMap;
 use std::fmt;
