@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! SOAK_REQUESTS=10000 SOAK_CONCURRENCY=200 SOAK_SECONDS=240 SOAK_RESTARTS=2 \
-//!     cargo test --release --all-features --test soak -- --ignored --nocapture
+//!     cargo test --all-features --test soak -- --ignored --nocapture
 //! ```
 
 use std::collections::BTreeMap;
