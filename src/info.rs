@@ -324,7 +324,7 @@ impl ConnectionInfo {
     /// proxy said it never processed the first (a `GOAWAY` whose last
     /// stream id is below it, or `RST_STREAM` with `REFUSED_STREAM`; RFC
     /// 9113 §8.7). `false` for every other route.
-    pub fn h2_retried(&self) -> bool {
+    pub fn is_h2_retried(&self) -> bool {
         self.h2_retried
     }
 }

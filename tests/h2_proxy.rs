@@ -365,15 +365,15 @@ async fn a_stream_above_goaway_last_stream_id_is_sent_again_on_a_fresh_connectio
     let proxy = RawH2Proxy::start(100, vec![vec![Action::Answer, Action::GoAway]]).await;
     let connect = routes(&proxy.url());
     let a = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
-    assert!(!a.info().h2_retried());
+    assert!(!a.info().is_h2_retried());
     let b = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
-    assert!(b.info().h2_retried(), "{}", b.info());
+    assert!(b.info().is_h2_retried(), "{}", b.info());
     assert_eq!(h2_stream(b.info()), 1, "on a fresh connection");
     assert_eq!(proxy.connections(), 2);
     // New tunnels never go to the connection going away.
     let c = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
     assert_eq!(h2_stream(c.info()), 3);
-    assert!(!c.info().h2_retried());
+    assert!(!c.info().is_h2_retried());
     assert_eq!(proxy.connections(), 2);
     assert_eq!(proxy.streams(), 4);
     // The tunnel opened before the GOAWAY is still counted on its connection.
@@ -385,7 +385,7 @@ async fn a_refused_stream_is_sent_again_once() {
     let proxy = RawH2Proxy::start(100, vec![vec![Action::Refuse]]).await;
     let connect = routes(&proxy.url());
     let a = connect.clone().oneshot(ANY.parse().unwrap()).await.unwrap();
-    assert!(a.info().h2_retried());
+    assert!(a.info().is_h2_retried());
     // REFUSED_STREAM leaves the connection usable (RFC 9113 §8.7).
     assert_eq!(h2_stream(a.info()), 3);
     assert_eq!(proxy.connections(), 1);

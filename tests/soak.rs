@@ -128,7 +128,7 @@ where
         Ok(c) => c,
         Err(e) => return typed(e),
     };
-    let retried = conn.info().h2_retried();
+    let retried = conn.info().is_h2_retried();
     if let Err(failed) = get(&mut conn).await {
         return failed;
     }

@@ -23,7 +23,7 @@
 //!   run until the proxy ends them. A `CONNECT` the proxy never processed
 //!   (above the `GOAWAY`'s last stream id, or reset with `REFUSED_STREAM`)
 //!   is sent again once, on a connection that has room (a fresh one after
-//!   `GOAWAY`), and [`ConnectionInfo::h2_retried`](crate::ConnectionInfo::h2_retried)
+//!   `GOAWAY`), and [`ConnectionInfo::is_h2_retried`](crate::ConnectionInfo::is_h2_retried)
 //!   says so.
 //! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
 //!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
