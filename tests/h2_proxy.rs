@@ -27,7 +27,10 @@ fn routes(
     Uri,
     Response = tower_tunnel::Routed<hyper_util::rt::TokioIo<tokio::net::TcpStream>>,
     Error = tower_tunnel::Error,
-> + Clone {
+    Future: Send,
+> + Clone
+       + Send
+       + 'static {
     ServiceBuilder::new()
         .layer(
             ProxyConnectLayer::new(Proxy::new(proxy).unwrap())
@@ -356,6 +359,31 @@ async fn a_connection_whose_proxy_lowered_its_limit_takes_no_new_streams() {
     assert_eq!(proxy.connections(), 2);
     assert_eq!(c.info().shared_tunnels(), Some(1));
     assert_eq!(a.info().shared_tunnels(), Some(2));
+}
+
+/// Tunnels that arrive while a new connection waits for the proxy's `SETTINGS` do not
+/// take h2's provisional limit (100) for the proxy's: they wait, then fill the
+/// connection up to the proxy's limit and open another.
+#[tokio::test]
+async fn tunnels_wait_for_a_new_connections_settings_before_sharing_it() {
+    let proxy = RawH2Proxy::start_with_settings_delay(2, vec![], Duration::from_millis(300)).await;
+    let connect = routes(&proxy.url());
+    let first = tokio::spawn(connect.clone().oneshot(ANY.parse().unwrap()));
+    // The first tunnel's connection is open and waiting for the proxy's SETTINGS.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (b, c) = tokio::join!(
+        connect.clone().oneshot(ANY.parse().unwrap()),
+        connect.clone().oneshot(ANY.parse().unwrap())
+    );
+    let (a, b, c) = (first.await.unwrap().unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(proxy.connections(), 2, "two streams per connection");
+    assert_eq!(proxy.streams(), 3);
+    let mut shared: Vec<_> = [&a, &b, &c]
+        .iter()
+        .map(|t| t.info().shared_tunnels().unwrap())
+        .collect();
+    shared.sort_unstable();
+    assert_eq!(shared, [1, 2, 2]);
 }
 
 #[tokio::test]

@@ -521,6 +521,8 @@ where
         let timings = hop.timings();
         let (send, ping) = self.h2_handshake(proxy, hop.io).await?;
         let sent = self.pool.insert(key, send, make()).map_err(h2_error)?;
+        // Settled after the PING below, or when this future is dropped.
+        let _settle = self.pool.settle_on_drop(key, sent.conn);
         // The tunnels waiting behind `_opening` need the proxy's
         // SETTINGS_MAX_CONCURRENT_STREAMS: they are the server's first
         // frame (RFC 9113 §3.4), so they are in once its answer to a PING

@@ -100,6 +100,10 @@ struct Conn {
     id: u64,
     send: Sender,
     in_flight: Arc<AtomicUsize>,
+    // The proxy's SETTINGS are in: until then the limit h2 reports is
+    // `INITIAL_MAX_STREAMS`, not the proxy's, and only the tunnel that
+    // opened the connection uses it.
+    settled: bool,
 }
 
 /// Whether a connection takes a new stream.
@@ -125,6 +129,7 @@ impl Conn {
         {
             Poll::Ready(Err(_)) => Room::Gone,
             Poll::Pending => Room::Full,
+            Poll::Ready(Ok(())) if !self.settled => Room::Full,
             // The proxy's limit, as its latest SETTINGS say: a connection
             // that lowered it below the tunnels open on it takes none
             // until enough have closed.
@@ -165,6 +170,24 @@ impl fmt::Debug for Lease {
         f.debug_struct("Lease")
             .field("shared", &self.in_flight.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+/// Opens a new connection to every tunnel when dropped; see
+/// [`Pool::settle_on_drop`].
+pub(crate) struct Settle<'a> {
+    pool: &'a Pool,
+    proxy: &'a Key,
+    id: u64,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.pool.lock().get_mut(self.proxy) {
+            if let Some(conn) = slot.conns.iter_mut().find(|c| c.id == self.id) {
+                conn.settled = true;
+            }
+        }
     }
 }
 
@@ -224,7 +247,9 @@ impl Pool {
         })
     }
 
-    /// Adds a new connection to `proxy` and sends `req` on it.
+    /// Adds a new connection to `proxy` and sends `req` on it; other
+    /// tunnels may use it once the guard of [`Pool::settle_on_drop`] is
+    /// dropped.
     pub(crate) fn insert(
         &self,
         proxy: &Key,
@@ -239,9 +264,21 @@ impl Pool {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             send,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            settled: false,
         });
         let last = slot.conns.len() - 1;
         Self::send_on(&mut slot.conns[last], req)
+    }
+
+    /// Opens connection `id` to every tunnel when the guard is dropped:
+    /// the proxy's `SETTINGS` are in by then (or waiting for them failed,
+    /// or was given up, and the connection stands on its own merits).
+    pub(crate) fn settle_on_drop<'a>(&'a self, proxy: &'a Key, id: u64) -> Settle<'a> {
+        Settle {
+            pool: self,
+            proxy,
+            id,
+        }
     }
 
     /// Forgets connection `id`: it failed, so no new tunnel may use it.

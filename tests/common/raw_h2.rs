@@ -48,6 +48,16 @@ impl Drop for RawH2Proxy {
 impl RawH2Proxy {
     /// Starts the proxy; every connection first advertises `max_streams`.
     pub async fn start(max_streams: u32, scripts: Vec<Vec<Action>>) -> RawH2Proxy {
+        Self::start_with_settings_delay(max_streams, scripts, Duration::ZERO).await
+    }
+
+    /// The same, each connection sending its `SETTINGS` (and so answering anything)
+    /// only `delay` after the client's preface, as a slow or distant proxy would.
+    pub async fn start_with_settings_delay(
+        max_streams: u32,
+        scripts: Vec<Vec<Action>>,
+        delay: Duration,
+    ) -> RawH2Proxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -71,7 +81,7 @@ impl RawH2Proxy {
                     // Bounded: a connection lives at most as long as a test.
                     let _ = tokio::time::timeout(
                         Duration::from_secs(30),
-                        serve(tls, max_streams, script, strs),
+                        serve(tls, max_streams, script, strs, delay),
                     )
                     .await;
                 });
@@ -127,14 +137,20 @@ fn max_streams_settings(max: u32) -> Vec<u8> {
     frame(SETTINGS, 0, 0, &payload)
 }
 
-async fn serve<IO>(mut io: IO, max_streams: u32, script: Vec<Action>, streams: Arc<AtomicUsize>)
-where
+async fn serve<IO>(
+    mut io: IO,
+    max_streams: u32,
+    script: Vec<Action>,
+    streams: Arc<AtomicUsize>,
+    delay: Duration,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut preface = [0; 24];
     if io.read_exact(&mut preface).await.is_err() {
         return;
     }
+    tokio::time::sleep(delay).await;
     // The server's preface: its SETTINGS first (RFC 9113 §3.4).
     if io
         .write_all(&max_streams_settings(max_streams))
