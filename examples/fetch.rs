@@ -39,7 +39,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_tunnel::{
-    AlpnDispatchLayer, NoProxy, Proxies, Proxy, ProxyAuth, ProxyConnectLayer, Rule, TlsLayer,
+    AlpnDispatchLayer, Hop, NoProxy, Proxies, Proxy, ProxyAuth, ProxyConnectLayer, ProxyList, Rule,
+    TlsLayer,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -172,14 +173,22 @@ fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
     let outer = args.preproxy.as_deref().map(Proxy::new).transpose()?;
     let auth = args.auth;
     let adjusted = Proxies::new().with_custom(move |uri| {
-        let mut proxy = proxies.decide(uri).proxy()?.clone();
-        if let Some(outer) = &outer {
-            proxy = proxy.with_preproxy(outer.clone());
-        }
-        if let Some(auth) = auth {
-            proxy = proxy.with_auth(auth);
-        }
-        Some(proxy)
+        let decision = proxies.decide(uri).ok()?;
+        decision.proxy()?;
+        let hops = decision.hops().iter().map(|hop| match hop.proxy() {
+            None => Hop::Direct,
+            Some(proxy) => {
+                let mut proxy = proxy.clone();
+                if let Some(outer) = &outer {
+                    proxy = proxy.with_preproxy(outer.clone());
+                }
+                if let Some(auth) = auth {
+                    proxy = proxy.with_auth(auth);
+                }
+                Hop::from(proxy)
+            }
+        });
+        ProxyList::new(hops).ok()
     });
     Ok((adjusted, source))
 }
@@ -227,7 +236,7 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
     }
 
     let (proxies, source) = proxies(args)?;
-    let decision = proxies.decide(&uri);
+    let decision = proxies.decide(&uri)?;
     println!("proxies:  from {source}");
     let why = match decision.rule() {
         Rule::All if args.proxy.is_some() => format!("--proxy is set ({})", decision.rule()),

@@ -124,7 +124,7 @@ async fn main() -> Result<(), BoxError> {
 async fn through_grpc_env(server: &GrpcOrigin) -> Result<(), BoxError> {
     let proxies = Proxies::from_grpc_env()?;
     let uri: http::Uri = server.https_url().parse()?;
-    let decision = proxies.decide(&uri);
+    let decision = proxies.decide(&uri)?;
     println!("gRPC server {} (tonic, TLS, ALPN h2)", server.https_url());
     match decision.proxy() {
         Some(proxy) => println!("route       via {proxy}, because {}", decision.rule()),

@@ -264,6 +264,16 @@ impl Error {
         self
     }
 
+    /// Appends to the detail (what else was tried, say).
+    pub(crate) fn with_detail_suffix(mut self, suffix: &str) -> Self {
+        let detail = match self.inner.detail.take() {
+            Some(d) => format!("{d}; {suffix}"),
+            None => suffix.to_owned(),
+        };
+        self.inner.detail = Some(detail.into());
+        self
+    }
+
     pub(crate) fn with_protocol(mut self, protocol: ProxyProtocol) -> Self {
         self.inner.protocol = Some(protocol);
         self

@@ -24,7 +24,7 @@ use std::time::Duration;
 use http::uri::Authority;
 
 use crate::error::ProxyResponse;
-use crate::route::Proxy;
+use crate::route::{Proxy, Skipped};
 
 /// The way a connection reaches its target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,6 +202,7 @@ pub struct ConnectionInfo {
     // The connection's `tower_tunnel::connect` span: every layer's phase
     // events go under it.
     pub(crate) span: tracing::Span,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 impl PartialEq for ConnectionInfo {
@@ -213,6 +214,7 @@ impl PartialEq for ConnectionInfo {
             && self.tls_version == other.tls_version
             && self.resumed == other.resumed
             && self.timings == other.timings
+            && self.skipped == other.skipped
     }
 }
 
@@ -232,6 +234,7 @@ impl fmt::Debug for ConnectionInfo {
             .field("tls_version", &self.tls_version)
             .field("resumed", &self.resumed)
             .field("timings", &self.timings)
+            .field("skipped", &self.skipped)
             .finish()
     }
 }
@@ -251,6 +254,7 @@ impl ConnectionInfo {
             h2_shared: None,
             h2_retried: false,
             span: tracing::Span::none(),
+            skipped: Vec::new(),
         }
     }
 
@@ -262,6 +266,14 @@ impl ConnectionInfo {
     /// How the connection reaches the target.
     pub fn route(&self) -> &Route {
         &self.route
+    }
+
+    /// The hops of the proxy list passed over on the way to this route,
+    /// with why: those this connection tried and could not reach, in the
+    /// order tried, then those it did not try because they failed lately.
+    /// Empty for a single proxy, or when the first hop answered.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
     }
 
     /// The proxy the route goes through, as the rules gave it; `None` for a
@@ -338,6 +350,9 @@ impl fmt::Display for ConnectionInfo {
         while let Some(hop) = outer {
             write!(f, " through {}://{}", hop.kind(), hop.authority())?;
             outer = hop.preproxy();
+        }
+        for skipped in &self.skipped {
+            write!(f, ", skipped {} ({})", skipped.hop(), skipped.reason())?;
         }
         if let Some(n) = self.shared_tunnels() {
             write!(f, ", {n} tunnels on the connection")?;

@@ -127,6 +127,19 @@
 //! with `negotiate_kerberos_auth` against an MIT KDC on loopback, and a
 //! squid that refuses Basic outright (`.ci/interop`).
 //!
+//! # Proxy lists and failover
+//!
+//! A rule may give an ordered [`ProxyList`] (`PROXY a:3128; PROXY b:3128;
+//! DIRECT`, the form PAC scripts answer with) wherever it takes a
+//! [`Proxy`]. The connector tries the hops in order and moves on only when
+//! a hop cannot be reached (dial refused or timed out, proxy TLS failed,
+//! closed or silent before answering); a proxy's answer, a `403` or a
+//! `407`, is the error and never falls through to the next hop or to
+//! `DIRECT`. A hop that could not be reached is tried last for five
+//! minutes. [`Decision::skipped`] and [`ConnectionInfo::skipped`] say which
+//! hops were passed over and why; see [`Proxies`], "Proxy lists and
+//! failover". Tests: `tests/failover.rs`.
+//!
 //! # Where it plugs in
 //!
 //! The same layers serve every client shape:
@@ -279,6 +292,9 @@
 //!   authentication from the user's ticket cache, through the system's
 //!   GSSAPI. Building it needs the Kerberos headers, `pkg-config` and
 //!   libclang (Debian: `libkrb5-dev pkg-config libclang-dev`).
+//! - `wpad`: the URLs WPAD's DNS method tries ([`route::wpad_urls`]), kept
+//!   below the registrable domain with the Public Suffix List (the `psl`
+//!   crate, about 3 s to build).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -317,6 +333,9 @@ pub use crate::error::{Error, ErrorKind, Phase, ProxyResponse};
 pub use crate::forward::{ForwardProxy, ForwardProxyLayer};
 pub use crate::info::{ConnectionInfo, Route, Timings};
 pub use crate::proxy::{ProxyConnect, ProxyConnectLayer, Routed, Tunnel};
-pub use crate::route::{Decision, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, Rule};
+pub use crate::route::{
+    Decision, Hop, Http2Mode, NoProxy, Proxies, Proxy, ProxyAuth, ProxyKind, ProxyList, Rule,
+    SkipReason, Skipped,
+};
 pub use crate::stage::{Negotiated, RoutedStream, Transport};
 pub use crate::tls::{MaybeTlsStream, TlsConnect, TlsLayer, TlsStream};

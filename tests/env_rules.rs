@@ -324,7 +324,7 @@ fn crate_choice(case: &Case) -> Result<(Want, Rule), tower_tunnel::Error> {
     let env = lookup(case.env);
     let proxies = Proxies::from_env_with(|name| env.get(name).cloned())?;
     let uri: Uri = case.url.parse().expect("table URL");
-    let decision = proxies.decide(&uri);
+    let decision = proxies.decide(&uri)?;
     let want = match decision.proxy() {
         None => Direct,
         // Leak the string: `Want` holds `&'static str`, and the table is small.

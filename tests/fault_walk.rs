@@ -65,8 +65,9 @@ const JITTER: u64 = 3;
 const H2_JITTER: u64 = 72;
 /// Every phase's timeout while measuring: a stalled probe fails fast.
 const PROBE: Duration = Duration::from_millis(150);
-/// Scheduling slack on a loaded 2-core machine running debug builds, many points at once.
-const SLACK: Duration = Duration::from_millis(1500);
+/// Scheduling slack on a loaded 2-core machine running debug builds, many points at once
+/// (1.5 s was exceeded once when every test binary ran at once under nextest).
+const SLACK: Duration = Duration::from_millis(2500);
 /// A point that takes longer than this hangs.
 const HANG: Duration = Duration::from_secs(10);
 /// Points run at once (most of a stall point is waiting for its timeout).

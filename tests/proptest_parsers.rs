@@ -365,7 +365,7 @@ proptest! {
         let Ok(uri) = uri.parse::<Uri>() else { return Ok(()) };
         let host = uri.host().unwrap_or_default();
         let port = model_port(&uri);
-        let decision = proxied_except(&entries).decide(&uri);
+        let decision = proxied_except(&entries).decide(&uri).unwrap();
         if decision.proxy().is_none() {
             let Rule::NoProxy(text) = decision.rule() else {
                 return Err(TestCaseError::fail(format!("direct by {:?}", decision.rule())));
@@ -386,7 +386,7 @@ proptest! {
         let uri: Uri = uri.parse().unwrap();
         let host = uri.host().unwrap_or_default();
         let covered = entries.iter().any(|e| e.covers(host, model_port(&uri)));
-        let direct = proxied_except(&entries).decide(&uri).proxy().is_none();
+        let direct = proxied_except(&entries).decide(&uri).unwrap().proxy().is_none();
         prop_assert_eq!(direct, covered, "{} {:?}", uri, entries);
     }
 }

@@ -304,7 +304,7 @@ async fn proxies_route_each_target_by_its_rules() {
     // `localhost` is not in the bypass list: through the proxy.
     let via_name: Uri = origin.https_url().parse().unwrap();
     assert_eq!(
-        proxies.decide(&via_name).rule(),
+        proxies.decide(&via_name).unwrap().rule(),
         &Rule::Scheme("https_proxy")
     );
     let conn = connect.clone().oneshot(via_name).await.unwrap();
@@ -315,7 +315,7 @@ async fn proxies_route_each_target_by_its_rules() {
         .parse()
         .unwrap();
     assert_eq!(
-        proxies.decide(&via_ip).rule(),
+        proxies.decide(&via_ip).unwrap().rule(),
         &Rule::NoProxy("127.0.0.1".into())
     );
     let conn = connect.oneshot(via_ip).await.unwrap();

@@ -51,10 +51,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let decision = self.proxies.decide(req.uri());
-        let proxy = match decision.proxy() {
-            Some(proxy) if proxy.forwards(req.uri()) => proxy.clone(),
-            _ => return ResponseFuture::new(self.inner.call(req)),
+        // A rule that fails (a PAC script) fails the connection too, with
+        // the error; the request needs no header of its own for that.
+        let decision = self.proxies.decide(req.uri()).ok();
+        let proxy = match decision.as_ref().and_then(|d| d.forward_proxy(req.uri())) {
+            Some(proxy) => proxy.clone(),
+            None => return ResponseFuture::new(self.inner.call(req)),
         };
         for (name, value) in &proxy.forward_headers() {
             req.headers_mut().insert(name, value.clone());

@@ -18,7 +18,9 @@ use super::proxy_tls::{ChainIo, FirstHop, ProxyAlpn};
 use super::{Config, Routed, Tunnel};
 use crate::error::{BoxError, Error, ErrorKind, Phase, ProxyProtocol, ProxyResponse};
 use crate::info::{ConnectionInfo, Route, Timings};
-use crate::route::{Http2Mode, Proxy, ProxyKind, MAX_CHAIN};
+use crate::route::{
+    is_unreachable, Hop, Http2Mode, Proxy, ProxyKind, SkipReason, Skipped, MAX_CHAIN,
+};
 use crate::stage::Transport;
 use crate::target::{bare_host, dial_uri, target_of};
 use crate::timeout::within;
@@ -33,7 +35,8 @@ const H2_CONN_WINDOW: u32 = 5 << 20;
 /// What one stream may queue for sending before a write waits (hyper's too).
 const H2_SEND_BUFFER: usize = 1 << 20;
 
-/// Makes the route to `dst`, as `config` decides it.
+/// Makes the route to `dst`, as `config` decides it: the decision's hops
+/// in order, moving on only while a hop cannot be reached.
 pub(super) async fn connect<S>(
     inner: S,
     config: Arc<Config>,
@@ -47,11 +50,15 @@ where
     S::Error: Into<BoxError>,
 {
     let (target, _) = target_of(&dst)?;
-    let (proxy, rule) = config.proxies.decide(&dst).into_parts();
+    let decision = config
+        .proxies
+        .decide(&dst)
+        .map_err(|e| e.in_context(None, &target))?;
+    let (hops, skipped, rule) = decision.into_parts();
     let span = tracing::debug_span!(
         "tower_tunnel::connect",
         target = %target,
-        proxy = proxy.as_deref().map(tracing::field::display),
+        proxy = hops[0].proxy().map(tracing::field::display),
         rule = %rule,
         route = tracing::field::Empty,
     );
@@ -63,15 +70,8 @@ where
         target: &target,
         depth: 0,
     };
-    let routed = async {
-        let mut routed = match &proxy {
-            None => attempt.direct().await?,
-            Some(proxy) => {
-                let mut routed = attempt.through(proxy, proxy.forwards(&dst)).await?;
-                routed.info_mut().proxy = Some(proxy.clone());
-                routed
-            }
-        };
+    async {
+        let mut routed = attempt.hops(&dst, &hops, skipped).await?;
         // The span goes up the stack with the info, so the TLS and HTTP
         // phases report under it.
         let span = tracing::Span::current();
@@ -81,20 +81,31 @@ where
         Ok(routed)
     }
     .instrument(span)
-    .await;
-    // Every error of the attempt names the proxy and the target, filled in
-    // here once.
-    routed.map_err(|e: Error| e.in_context(proxy.as_deref().map(Proxy::authority), &target))
+    .await
+}
+
+/// Adds the hops passed over before `err` to its detail, so an error after
+/// failover says what else was tried.
+fn with_skipped(err: Error, skipped: &[Skipped]) -> Error {
+    let tried: Vec<String> = skipped
+        .iter()
+        .filter(|s| matches!(s.reason(), SkipReason::Failed { .. }))
+        .map(|s| s.hop().to_string())
+        .collect();
+    if tried.is_empty() {
+        return err;
+    }
+    err.with_detail_suffix(&format!("after {} could not be reached", tried.join(", ")))
 }
 
 /// The first hop, dialed (and encrypted, for an `https://` proxy).
-struct Hop<T> {
+struct Dialed<T> {
     io: FirstHop<T>,
     dial: Duration,
     tls: Option<Duration>,
 }
 
-impl<T> Hop<T> {
+impl<T> Dialed<T> {
     fn timings(&self) -> Timings {
         Timings {
             dial: Some(self.dial),
@@ -123,6 +134,64 @@ where
     S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
+    /// Tries `hops` in order, moving to the next only while one cannot be
+    /// reached ([`is_unreachable`]); an answer of a proxy's, or the last
+    /// hop's failure, is returned. The failover memory learns of each hop
+    /// that failed or answered.
+    async fn hops(
+        &mut self,
+        dst: &Uri,
+        hops: &[Hop],
+        mut skipped: Vec<Skipped>,
+    ) -> Result<Routed<S::Response>, Error> {
+        let failover = self.config.proxies.failover();
+        let mut hops = hops.iter().peekable();
+        while let Some(hop) = hops.next() {
+            let result = match hop {
+                Hop::Direct => self.direct().await,
+                Hop::Proxy(proxy) => {
+                    self.through(proxy, proxy.forwards(dst))
+                        .await
+                        .map(|mut routed| {
+                            routed.info_mut().proxy = Some(proxy.clone());
+                            routed
+                        })
+                }
+            };
+            // Every error of the attempt names the proxy and the target,
+            // filled in here once.
+            let result =
+                result.map_err(|e| e.in_context(hop.proxy().map(Proxy::authority), self.target));
+            skipped.retain(|s| s.hop() != hop);
+            match result {
+                Ok(mut routed) => {
+                    failover.reached(hop);
+                    routed.info_mut().skipped = skipped;
+                    return Ok(routed);
+                }
+                Err(e) if is_unreachable(&e) => {
+                    failover.failed(hop, e.kind());
+                    if hops.peek().is_none() {
+                        return Err(with_skipped(e, &skipped));
+                    }
+                    tracing::debug!(hop = %hop, error = %e, "hop unreachable; trying the next");
+                    let reason = SkipReason::Failed {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    };
+                    // Tried hops first, in the order tried.
+                    let tried = skipped
+                        .iter()
+                        .take_while(|s| matches!(s.reason(), SkipReason::Failed { .. }))
+                        .count();
+                    skipped.insert(tried, Skipped::new(hop.clone(), reason));
+                }
+                Err(e) => return Err(with_skipped(e, &skipped)),
+            }
+        }
+        unreachable!("a decision has at least one hop")
+    }
+
     async fn direct(&mut self) -> Result<Routed<S::Response>, Error> {
         let (io, dial) = self.dial(dial_uri(self.target)).await?;
         let mut info = ConnectionInfo::new(self.target.clone(), Route::Direct);
@@ -229,7 +298,7 @@ where
         &mut self,
         proxy: &Proxy,
         alpn: ProxyAlpn,
-    ) -> Result<Hop<S::Response>, Error> {
+    ) -> Result<Dialed<S::Response>, Error> {
         let started = Instant::now();
         let reached = match proxy.preproxy() {
             None => Reached::Dialed(self.dial(dial_uri(proxy.authority())).await?.0),
@@ -243,7 +312,7 @@ where
                 Reached::Dialed(io) => FirstHop::Plain(io),
                 Reached::Chained(io) => FirstHop::Chained(io),
             };
-            return Ok(Hop {
+            return Ok(Dialed {
                 io,
                 dial,
                 tls: None,
@@ -272,7 +341,7 @@ where
         };
         let tls = started.elapsed();
         tracing::debug!(elapsed = ?tls, h2 = io.is_h2(), "TLS handshake with the proxy done");
-        Ok(Hop {
+        Ok(Dialed {
             io,
             dial,
             tls: Some(tls),
@@ -287,7 +356,7 @@ where
     async fn tunnel(
         &mut self,
         proxy: &Proxy,
-        hop: Option<Hop<S::Response>>,
+        hop: Option<Dialed<S::Response>>,
     ) -> Result<Routed<S::Response>, Error> {
         let mut hop = match hop {
             Some(hop) => hop,
@@ -738,7 +807,7 @@ enum H2Send<T> {
     /// opened for it.
     Sent(pool::Sent, Option<Timings>),
     /// The proxy did not select `h2`: HTTP/1.1 on this connection.
-    Http1(Hop<T>),
+    Http1(Dialed<T>),
 }
 
 /// A tunnel the proxy opened on one HTTP/2 stream.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::rules::Slot;
-use super::{NoProxy, Proxies, Proxy};
+use super::{NoProxy, Proxies, Proxy, ProxyList};
 use crate::error::Error;
 
 impl Proxies {
@@ -50,7 +50,7 @@ impl Proxies {
             https: slot(&["https_proxy", "HTTPS_PROXY"])?,
             ws: slot(&["ws_proxy", "WS_PROXY"])?,
             wss: slot(&["wss_proxy", "WSS_PROXY"])?,
-            all: proxy(&["all_proxy", "ALL_PROXY"])?,
+            all: proxy(&["all_proxy", "ALL_PROXY"])?.map(ProxyList::from),
             no_proxy: read(&["no_proxy", "NO_PROXY"])
                 .map(|(_, v)| NoProxy::parse(&v))
                 .unwrap_or_default(),
@@ -122,10 +122,10 @@ impl Proxies {
     ///     _ => None,
     /// };
     /// let proxies = Proxies::from_grpc_env_with(env)?;
-    /// let decision = proxies.decide(&"http://api.example.com:50051".parse().unwrap());
+    /// let decision = proxies.decide(&"http://api.example.com:50051".parse().unwrap())?;
     /// assert_eq!(decision.proxy().unwrap().to_string(), "http://grpc-proxy.corp:3128");
     /// assert_eq!(decision.rule(), &Rule::Scheme("grpc_proxy"));
-    /// assert!(proxies.decide(&"https://db.internal.corp".parse().unwrap()).proxy().is_none());
+    /// assert!(proxies.decide(&"https://db.internal.corp".parse().unwrap())?.proxy().is_none());
     /// # Ok::<(), tower_tunnel::Error>(())
     /// ```
     ///
@@ -195,7 +195,7 @@ mod tests {
 
     /// The proxy shown and the rule, for `uri`.
     fn route(proxies: &Proxies, uri: &str) -> (Option<String>, Rule) {
-        let d = proxies.decide(&uri.parse().unwrap());
+        let d = proxies.decide(&uri.parse().unwrap()).unwrap();
         (d.proxy().map(ToString::to_string), d.rule().clone())
     }
 

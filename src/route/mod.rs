@@ -17,7 +17,7 @@
 //! let proxies = Proxies::new()
 //!     .with_all(Proxy::new("http://proxy.corp:3128")?)
 //!     .with_no_proxy(NoProxy::parse(".internal.corp"));
-//! let decision = proxies.decide(&"https://db.internal.corp/".parse().unwrap());
+//! let decision = proxies.decide(&"https://db.internal.corp/".parse().unwrap())?;
 //! assert!(decision.proxy().is_none());
 //! assert_eq!(decision.rule(), &Rule::NoProxy(".internal.corp".into()));
 //! # Ok::<(), tower_tunnel::Error>(())
@@ -31,11 +31,20 @@
 //! hold a password).
 
 mod env;
+mod failover;
+mod list;
 mod no_proxy;
 mod proxy;
 mod rules;
+#[cfg(feature = "wpad")]
+mod wpad;
 
+pub(crate) use self::failover::is_unreachable;
+pub use self::failover::{Clock, SkipReason, Skipped, DEFAULT_RETRY_AFTER};
+pub use self::list::{Hop, ProxyList};
 pub use self::no_proxy::NoProxy;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};
+#[cfg(feature = "wpad")]
+pub use self::wpad::{search_domains, wpad_urls};

@@ -3,12 +3,15 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, Uri};
 
-use super::{NoProxy, Proxy};
+use super::failover::{Clock, Failover, Skipped};
+use super::{Hop, NoProxy, Proxy, ProxyList};
+use crate::error::Error;
 
-type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
+type Matcher = Arc<dyn Fn(&Uri) -> Option<ProxyList> + Send + Sync>;
 
 /// The proxy rules: a proxy per target scheme, a fallback for all, a
 /// bypass list, and an optional custom matcher.
@@ -58,6 +61,37 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 ///   applies to it. curl's command line guesses `http://`.
 /// - The bypass list has a few extensions; see [`NoProxy`].
 ///
+/// # Proxy lists and failover
+///
+/// Every rule can give an ordered [`ProxyList`] instead of one proxy
+/// (`PROXY a:3128; PROXY b:3128; DIRECT`, as a PAC script answers). The
+/// connector tries the hops in order and moves to the next only when a hop
+/// cannot be reached: the dial failed or timed out, the proxy's TLS
+/// handshake failed, or the proxy closed, reset or stayed silent before it
+/// answered. An answer (a `403`, a `407`, a SOCKS refusal) is returned as
+/// the error, never passed over: a proxy that refuses must not send the
+/// target to another proxy, or direct. `DIRECT` is tried only where the
+/// list names it.
+///
+/// A hop that could not be reached is moved to the end of the list for
+/// five minutes ([`with_retry_failed_after`](Proxies::with_retry_failed_after);
+/// as Chromium), so later connections do not wait for it, and is tried
+/// again after. [`Decision::skipped`] names the hops moved back, and
+/// [`ConnectionInfo::skipped`](crate::ConnectionInfo::skipped) every hop a
+/// connection passed over, with why. The memory is shared by the clones
+/// of one `Proxies`, holds at most 256 hops, and keys hops by kind and
+/// address (never credentials); `DIRECT` is never remembered.
+///
+/// ```
+/// use tower_tunnel::{Proxies, ProxyList};
+///
+/// let proxies = Proxies::new()
+///     .with_https(ProxyList::parse("PROXY a.corp:3128; PROXY b.corp:3128")?);
+/// let decision = proxies.decide(&"https://example.com/".parse().unwrap())?;
+/// assert_eq!(decision.hops().len(), 2);
+/// # Ok::<(), tower_tunnel::Error>(())
+/// ```
+///
 /// # Example
 ///
 /// ```
@@ -67,7 +101,7 @@ type Matcher = Arc<dyn Fn(&Uri) -> Option<Proxy> + Send + Sync>;
 ///     .with_https(Proxy::new("http://proxy.corp:3128")?)
 ///     .with_no_proxy(NoProxy::parse("localhost, .internal.corp, 10.0.0.0/8"));
 ///
-/// let to = |uri: &str| proxies.decide(&uri.parse().unwrap());
+/// let to = |uri: &str| proxies.decide(&uri.parse().unwrap()).unwrap();
 /// assert!(to("https://example.com/").proxy().is_some());
 /// assert!(to("wss://example.com/").proxy().is_some()); // the https proxy
 /// assert!(to("https://db.internal.corp/").proxy().is_none());
@@ -81,21 +115,26 @@ pub struct Proxies {
     pub(super) https: Option<Slot>,
     pub(super) ws: Option<Slot>,
     pub(super) wss: Option<Slot>,
-    pub(super) all: Option<Arc<Proxy>>,
+    pub(super) all: Option<ProxyList>,
     pub(super) no_proxy: NoProxy,
     pub(super) custom: Option<Matcher>,
+    pub(super) failover: Failover,
 }
 
-/// A proxy for one scheme, and the variable [`Rule::Scheme`] names for it.
+/// The proxies for one scheme, and the variable [`Rule::Scheme`] names for
+/// them.
 #[derive(Clone, Debug)]
 pub(super) struct Slot {
-    pub(super) proxy: Arc<Proxy>,
+    pub(super) list: ProxyList,
     pub(super) var: &'static str,
 }
 
 impl Slot {
-    pub(super) fn new(proxy: Arc<Proxy>, var: &'static str) -> Self {
-        Slot { proxy, var }
+    pub(super) fn new(list: impl Into<ProxyList>, var: &'static str) -> Self {
+        Slot {
+            list: list.into(),
+            var,
+        }
     }
 }
 
@@ -107,35 +146,35 @@ impl Proxies {
 
     /// The proxy for `http://` targets (and `ws://` ones, unless
     /// [`with_ws`](Proxies::with_ws) sets theirs).
-    pub fn with_http(mut self, proxy: Proxy) -> Self {
-        self.http = Some(Slot::new(Arc::new(proxy), "http_proxy"));
+    pub fn with_http(mut self, proxy: impl Into<ProxyList>) -> Self {
+        self.http = Some(Slot::new(proxy, "http_proxy"));
         self
     }
 
     /// The proxy for `https://` targets (and `wss://` ones, unless
     /// [`with_wss`](Proxies::with_wss) sets theirs).
-    pub fn with_https(mut self, proxy: Proxy) -> Self {
-        self.https = Some(Slot::new(Arc::new(proxy), "https_proxy"));
+    pub fn with_https(mut self, proxy: impl Into<ProxyList>) -> Self {
+        self.https = Some(Slot::new(proxy, "https_proxy"));
         self
     }
 
     /// The proxy for `ws://` (WebSocket) targets, before the `http://` one.
-    pub fn with_ws(mut self, proxy: Proxy) -> Self {
-        self.ws = Some(Slot::new(Arc::new(proxy), "ws_proxy"));
+    pub fn with_ws(mut self, proxy: impl Into<ProxyList>) -> Self {
+        self.ws = Some(Slot::new(proxy, "ws_proxy"));
         self
     }
 
     /// The proxy for `wss://` (WebSocket over TLS) targets, before the
     /// `https://` one.
-    pub fn with_wss(mut self, proxy: Proxy) -> Self {
-        self.wss = Some(Slot::new(Arc::new(proxy), "wss_proxy"));
+    pub fn with_wss(mut self, proxy: impl Into<ProxyList>) -> Self {
+        self.wss = Some(Slot::new(proxy, "wss_proxy"));
         self
     }
 
     /// The proxy for targets no per-scheme proxy covers, and for every
     /// scheme without one (`ftp://`, or a URI without a scheme).
-    pub fn with_all(mut self, proxy: Proxy) -> Self {
-        self.all = Some(Arc::new(proxy));
+    pub fn with_all(mut self, proxy: impl Into<ProxyList>) -> Self {
+        self.all = Some(proxy.into());
         self
     }
 
@@ -148,12 +187,45 @@ impl Proxies {
     /// A matcher consulted after the bypass list and before the
     /// per-scheme proxies: `Some(proxy)` routes the target through it,
     /// `None` leaves the decision to the other rules.
-    pub fn with_custom<F>(mut self, matcher: F) -> Self
+    pub fn with_custom<F, L>(mut self, matcher: F) -> Self
     where
-        F: Fn(&Uri) -> Option<Proxy> + Send + Sync + 'static,
+        F: Fn(&Uri) -> Option<L> + Send + Sync + 'static,
+        L: Into<ProxyList>,
     {
-        self.custom = Some(Arc::new(matcher));
+        self.custom = Some(Arc::new(move |uri: &Uri| matcher(uri).map(Into::into)));
         self
+    }
+
+    /// How long a hop of a proxy list that could not be reached is tried
+    /// last; [five minutes](crate::route::DEFAULT_RETRY_AFTER) unless set.
+    /// See "Proxy lists and failover" on [`Proxies`].
+    pub fn with_retry_failed_after(mut self, after: Duration) -> Self {
+        self.failover.set_retry_after(after);
+        self
+    }
+
+    /// The clock the failover memory reads, for tests that move time on;
+    /// [`Instant::now`](std::time::Instant::now) unless set.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Instant;
+    /// use tower_tunnel::Proxies;
+    ///
+    /// let start = Instant::now();
+    /// let proxies = Proxies::new().with_clock(Arc::new(move || start));
+    /// # let _ = proxies;
+    /// ```
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.failover.set_clock(clock);
+        self
+    }
+
+    /// The failover memory, shared by every clone of these rules.
+    pub(crate) fn failover(&self) -> &Failover {
+        &self.failover
     }
 
     /// Whether no proxy is configured at all.
@@ -173,19 +245,45 @@ impl Proxies {
     /// entries without one). Then the custom matcher, then the proxy for
     /// the target's scheme as the table on [`Proxies`] says, then the
     /// proxy for all schemes.
-    pub fn decide(&self, uri: &Uri) -> Decision {
+    ///
+    /// The decision's hops are in the order the connector tries them: the
+    /// rule's list, with the hops that could not be reached lately moved to
+    /// the end (see "Proxy lists and failover" on [`Proxies`]).
+    ///
+    /// # Errors
+    ///
+    /// None for the rules above; the `Result` is for rules that run code
+    /// which can fail, such as a PAC script.
+    pub fn decide(&self, uri: &Uri) -> Result<Decision, Error> {
+        let (list, rule) = self.rule_for(uri);
+        Ok(match list {
+            None => Decision::direct(rule),
+            Some(list) => {
+                let (hops, skipped) = self.failover.order(list.hops());
+                Decision {
+                    hops,
+                    skipped,
+                    rule,
+                }
+            }
+        })
+    }
+
+    /// The list the rules give `uri`, before failover reorders it; `None`
+    /// is direct.
+    fn rule_for(&self, uri: &Uri) -> (Option<ProxyList>, Rule) {
         if self.is_empty() {
-            return Decision::new(None, Rule::NoProxyConfigured);
+            return (None, Rule::NoProxyConfigured);
         }
         let scheme = TargetScheme::of(uri);
         let host = uri.host().unwrap_or_default();
         let port = uri.port_u16().or(scheme.default_port());
         if let Some(entry) = self.no_proxy.matching(host, port) {
-            return Decision::new(None, Rule::NoProxy(entry.to_owned()));
+            return (None, Rule::NoProxy(entry.to_owned()));
         }
         if let Some(custom) = &self.custom {
-            if let Some(proxy) = custom(uri) {
-                return Decision::new(Some(Arc::new(proxy)), Rule::Custom);
+            if let Some(list) = custom(uri) {
+                return (Some(list), Rule::Custom);
             }
         }
         let slots: &[&Option<Slot>] = match scheme {
@@ -197,12 +295,12 @@ impl Proxies {
             TargetScheme::Other => &[],
         };
         if let Some(slot) = slots.iter().find_map(|slot| slot.as_ref()) {
-            return Decision::new(Some(slot.proxy.clone()), Rule::Scheme(slot.var));
+            return (Some(slot.list.clone()), Rule::Scheme(slot.var));
         }
-        if let Some(p) = &self.all {
-            return Decision::new(Some(p.clone()), Rule::All);
+        if let Some(list) = &self.all {
+            return (Some(list.clone()), Rule::All);
         }
-        Decision::new(None, Rule::NoMatch)
+        (None, Rule::NoMatch)
     }
 }
 
@@ -266,17 +364,23 @@ impl Proxies {
     /// assert!(proxies.forward_headers(&"https://example.com/".parse().unwrap()).is_none());
     /// # Ok::<(), tower_tunnel::Error>(())
     /// ```
+    ///
+    /// With a proxy list, the headers go only where every proxy of the
+    /// list would get the same ones: a request service cannot know which
+    /// hop its connection took, and one proxy's credentials must never
+    /// reach another. [`HttpConnection`](crate::HttpConnection) knows the
+    /// hop, and adds the right proxy's headers whatever the list.
     pub fn forward_headers(&self, uri: &Uri) -> Option<HeaderMap> {
         self.decide(uri)
-            .proxy()
-            .filter(|p| p.forwards(uri))
+            .ok()?
+            .forward_proxy(uri)
             .map(Proxy::forward_headers)
     }
 }
 
 impl fmt::Debug for Proxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proxy = |slot: &Option<Slot>| slot.as_ref().map(|s| s.proxy.clone());
+        let proxy = |slot: &Option<Slot>| slot.as_ref().map(|s| s.list.clone());
         f.debug_struct("Proxies")
             .field("http", &proxy(&self.http))
             .field("https", &proxy(&self.https))
@@ -285,6 +389,7 @@ impl fmt::Debug for Proxies {
             .field("all", &self.all)
             .field("no_proxy", &self.no_proxy)
             .field("custom", &self.custom.as_ref().map(|_| "Fn(&Uri)"))
+            .field("failover", &self.failover)
             .finish()
     }
 }
@@ -297,20 +402,50 @@ impl From<Proxy> for Proxies {
 }
 
 /// Which way a target goes; made by [`Proxies::decide`].
+///
+/// # Example
+///
+/// ```
+/// use tower_tunnel::{Hop, Proxies, ProxyList, Rule};
+///
+/// let proxies = Proxies::new().with_https(ProxyList::parse("PROXY a.corp:3128; DIRECT")?);
+/// let decision = proxies.decide(&"https://example.com/".parse().unwrap())?;
+/// assert_eq!(decision.proxy().unwrap().authority().as_str(), "a.corp:3128");
+/// assert_eq!(decision.hops()[1], Hop::Direct);
+/// assert_eq!(decision.rule(), &Rule::Scheme("https_proxy"));
+/// assert!(decision.skipped().is_empty());
+/// # Ok::<(), tower_tunnel::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Decision {
-    proxy: Option<Arc<Proxy>>,
+    hops: Vec<Hop>,
+    skipped: Vec<Skipped>,
     rule: Rule,
 }
 
 impl Decision {
-    fn new(proxy: Option<Arc<Proxy>>, rule: Rule) -> Self {
-        Decision { proxy, rule }
+    fn direct(rule: Rule) -> Self {
+        Decision {
+            hops: vec![Hop::Direct],
+            skipped: Vec::new(),
+            rule,
+        }
     }
 
-    /// The proxy to use; `None` means direct.
+    /// The proxy to try first; `None` means direct first.
     pub fn proxy(&self) -> Option<&Proxy> {
-        self.proxy.as_deref()
+        self.hops[0].proxy()
+    }
+
+    /// Every hop, in the order the connector tries them. Never empty.
+    pub fn hops(&self) -> &[Hop] {
+        &self.hops
+    }
+
+    /// The hops moved to the end of the list because they could not be
+    /// reached lately, with why.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
     }
 
     /// The rule that decided.
@@ -318,9 +453,21 @@ impl Decision {
         &self.rule
     }
 
-    /// Splits into the proxy (shared, not copied) and the rule.
-    pub(crate) fn into_parts(self) -> (Option<Arc<Proxy>>, Rule) {
-        (self.proxy, self.rule)
+    /// The proxy a forwarded request for `uri` goes to, when it is known
+    /// whichever hop the connection takes: the first hop forwards `uri`,
+    /// and every other proxy of the list would get the same headers.
+    pub(crate) fn forward_proxy(&self, uri: &Uri) -> Option<&Proxy> {
+        let first = self.proxy().filter(|p| p.forwards(uri))?;
+        let others_agree = self.hops[1..].iter().all(|hop| match hop.proxy() {
+            None => true,
+            Some(p) => p.forward_headers() == first.forward_headers(),
+        });
+        others_agree.then_some(first)
+    }
+
+    /// Splits into the hops, the skipped hops and the rule.
+    pub(crate) fn into_parts(self) -> (Vec<Hop>, Vec<Skipped>, Rule) {
+        (self.hops, self.skipped, self.rule)
     }
 }
 
@@ -364,7 +511,7 @@ mod tests {
     use super::*;
 
     fn decide(proxies: &Proxies, uri: &str) -> (Option<String>, Rule) {
-        let d = proxies.decide(&uri.parse().unwrap());
+        let d = proxies.decide(&uri.parse().unwrap()).unwrap();
         (d.proxy().map(ToString::to_string), d.rule().clone())
     }
 
@@ -431,6 +578,25 @@ mod tests {
             (Some("http://s:1".into()), Rule::All)
         );
         assert!(!Proxies::new().with_wss(h).is_empty());
+    }
+
+    #[test]
+    fn forward_headers_never_cross_to_another_proxy_of_a_list() {
+        let uri: Uri = "http://example.com/".parse().unwrap();
+        let a = Proxy::new("http://ua:pa@a:1").unwrap();
+        let b = Proxy::new("http://b:2").unwrap();
+        let list = |hops: Vec<Hop>| Proxies::new().with_all(ProxyList::new(hops).unwrap());
+        // Same credentials everywhere (or DIRECT): known whichever hop.
+        let same = list(vec![a.clone().into(), a.clone().into(), Hop::Direct]);
+        let headers = same.forward_headers(&uri).unwrap();
+        assert_eq!(headers["proxy-authorization"], "Basic dWE6cGE=");
+        // a's credentials must not reach b after a failover.
+        assert!(list(vec![a.clone().into(), b.clone().into()])
+            .forward_headers(&uri)
+            .is_none());
+        assert!(list(vec![b.into(), a.into()])
+            .forward_headers(&uri)
+            .is_none());
     }
 
     #[test]
