@@ -545,3 +545,69 @@ async fn a_read_on_a_tunnel_whose_proxy_died_names_the_proxy() {
         )
     );
 }
+
+/// A reset in the middle of the proxy connection's bytes (a `FaultRelay` between client
+/// and proxy resets both ways half way through a 1 MiB download on one of two open
+/// tunnels): both tunnels fail with typed errors naming the proxy, within the deadline,
+/// and the next connect opens a fresh proxy connection.
+#[tokio::test]
+async fn a_reset_under_open_tunnels_fails_them_all_naming_the_proxy() {
+    use tower_tunnel::test_util::{Direction, FaultRelay, RelayFault};
+
+    let proxy = TestH2Proxy::start().await.unwrap();
+    let origin = TestOrigin::start().await.unwrap();
+    // Handshakes and two small answers take a few KiB down; 512 KiB lands inside the
+    // download whatever TLS resumption saves.
+    let relay = FaultRelay::builder(proxy.addr())
+        .fault(RelayFault::Reset {
+            direction: Direction::Down,
+            at: 512 * 1024,
+        })
+        .start()
+        .await
+        .unwrap();
+    let relay_addr = relay.addr().to_string();
+    let connect = stack(Proxy::new(&format!("https://{relay_addr}")).unwrap());
+    let mut a = connect.clone().oneshot(target(&origin)).await.unwrap();
+    let mut b = connect.clone().oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut a).await, 200);
+    assert_eq!(get(&mut b).await, 200);
+    assert_eq!(relay.connections(), 1);
+
+    let run = async {
+        let req = Request::get("/bytes/1048576").body(Body::new()).unwrap();
+        // The reset may hit before the response head or inside the body.
+        let failed = match a.send_request(req).await {
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Request, "{e}");
+                assert_eq!(e.proxy().map(|p| p.to_string()), Some(relay_addr.clone()));
+                e.to_string()
+            }
+            Ok(res) => res
+                .into_body()
+                .collect()
+                .await
+                .expect_err("a reset half way through the body")
+                .to_string(),
+        };
+        let req = Request::get("/").body(Body::new()).unwrap();
+        let err = b.send_request(req).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Request, "{err}");
+        assert_eq!(
+            err.proxy().map(|p| p.to_string()),
+            Some(relay_addr.clone()),
+            "{err}"
+        );
+        failed
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the tunnels fail promptly after the reset");
+    assert!(relay.bytes(Direction::Down) < 1024 * 1024);
+
+    // The next connect opens a fresh connection (the relay resets only past 512 KiB).
+    let mut fresh = connect.oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut fresh).await, 200);
+    assert_eq!(relay.connections(), 2);
+    assert_eq!(h2_stream(fresh.info()), 1);
+}
