@@ -514,7 +514,7 @@ impl fmt::Display for Error {
                     "I/O error during CONNECT to {target} via proxy {proxy}"
                 )?,
                 Some(phase) => write!(f, "I/O error in {phase} with {target}{}", self.via())?,
-                None => write!(f, "I/O error with {target}")?,
+                None => write!(f, "I/O error with {target}{}", self.via())?,
             },
             ErrorKind::Tls => write!(f, "TLS handshake with {target}{} failed", self.via())?,
             ErrorKind::ProxyTls => write!(f, "TLS handshake with proxy {proxy} failed")?,

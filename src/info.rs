@@ -196,6 +196,9 @@ pub struct ConnectionInfo {
     pub(crate) timings: Timings,
     // The open tunnels on the HTTP/2 proxy connection this one runs over.
     pub(crate) h2_shared: Option<Arc<AtomicUsize>>,
+    // The first CONNECT went unprocessed (GOAWAY, REFUSED_STREAM) and was
+    // sent again on a fresh proxy connection.
+    pub(crate) h2_retried: bool,
     // The connection's `tower_tunnel::connect` span: every layer's phase
     // events go under it.
     pub(crate) span: tracing::Span,
@@ -249,6 +252,7 @@ impl ConnectionInfo {
             resumed: false,
             timings: Timings::default(),
             h2_shared: None,
+            h2_retried: false,
             span: tracing::Span::none(),
             skipped: Vec::new(),
         }
@@ -325,6 +329,15 @@ impl ConnectionInfo {
     /// on that connection right now. `None` for every other route.
     pub fn shared_tunnels(&self) -> Option<usize> {
         self.h2_shared.as_ref().map(|n| n.load(Ordering::Acquire))
+    }
+
+    /// For a tunnel over an HTTP/2 proxy connection: whether its `CONNECT`
+    /// was sent a second time, on a fresh proxy connection, because the
+    /// proxy said it never processed the first (a `GOAWAY` whose last
+    /// stream id is below it, or `RST_STREAM` with `REFUSED_STREAM`; RFC
+    /// 9113 §8.7). `false` for every other route.
+    pub fn is_h2_retried(&self) -> bool {
+        self.h2_retried
     }
 }
 

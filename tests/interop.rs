@@ -678,11 +678,16 @@ fn trusting(ca: &str) -> std::sync::Arc<rustls::ClientConfig> {
 /// The stack through `nghttpx --http2-proxy` (`NGHTTPX_URL`, TLS with the certificate in
 /// `NGHTTPX_CA`, squid behind it): h2-in-h2 and http/1.1-in-h2, then 100 concurrent
 /// tunnels that must share one HTTP/2 connection to the proxy.
+/// Held by the nghttpx tests: a reload in one would move the other's tunnels to a new
+/// connection.
+static NGHTTPX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
     let Some(url) = interop_var("NGHTTPX_URL") else {
         return;
     };
+    let _one_at_a_time = NGHTTPX.lock().await;
     let Some(ca) = interop_var("NGHTTPX_CA") else {
         return;
     };
@@ -748,6 +753,77 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
     tokio::time::timeout(TEST_TIMEOUT, run)
         .await
         .expect("nghttpx test timed out");
+}
+
+/// A graceful reload of nghttpx (`SIGHUP` to its master, by `.ci/interop/restart.sh`):
+/// the old worker sends `GOAWAY` and drains. The tunnel opened before it keeps working,
+/// and new tunnels go to a new connection (the new worker), never to the one going away.
+#[tokio::test]
+async fn nghttpx_reload_goaway_leaves_open_tunnels_running_and_moves_new_ones() {
+    let Some(url) = interop_var("NGHTTPX_URL") else {
+        return;
+    };
+    let Some(ca) = interop_var("NGHTTPX_CA") else {
+        return;
+    };
+    let _one_at_a_time = NGHTTPX.lock().await;
+    let origin = TestOrigin::start().await.unwrap();
+    let connect = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<Body>::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(
+            ProxyConnectLayer::new(Proxy::new(&url).unwrap())
+                .with_proxy_tls(trusting(&ca))
+                .with_connect_timeout(Some(PHASE_TIMEOUT)),
+        )
+        .service(HttpConnector::new());
+    let uri: Uri = origin.https_url().parse().unwrap();
+    let stream_of = |c: &HttpConnection<Body>| match c.info().route() {
+        tower_tunnel::Route::H2Tunnel { stream, .. } => *stream,
+        other => panic!("not an HTTP/2 tunnel: {other}"),
+    };
+    let run = async {
+        let mut open = connect.clone().oneshot(uri.clone()).await.unwrap();
+        assert_eq!(get(&mut open, "/").await.0.status, 200);
+        assert_eq!(stream_of(&open), 1);
+
+        restart("reload", "nghttpx");
+        // Until the GOAWAY arrives a new tunnel may still go to the old connection (and
+        // be processed, or sent again); every one works. Bounded: 50 tries.
+        let mut moved = None;
+        for _ in 0..50 {
+            let mut conn = connect.clone().oneshot(uri.clone()).await.unwrap();
+            assert_eq!(get(&mut conn, "/").await.0.status, 200);
+            if stream_of(&conn) == 1 {
+                moved = Some(conn);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let moved = moved.expect("no new connection to nghttpx after its reload");
+        assert_eq!(moved.info().shared_tunnels(), Some(1), "{}", moved.info());
+        // The old worker drains: the tunnel opened before the reload still carries
+        // requests.
+        let (parts, body) = get(&mut open, "/").await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(body, HELLO_BODY);
+        let next = connect.clone().oneshot(uri.clone()).await.unwrap();
+        assert_eq!(stream_of(&next), 3, "{}", next.info());
+    };
+    tokio::time::timeout(TEST_TIMEOUT, run)
+        .await
+        .expect("nghttpx reload test timed out");
+}
+
+/// Runs `.ci/interop/restart.sh ACTION NAME` against the lab of `INTEROP_DIR`.
+fn restart(action: &str, name: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/interop/restart.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .args([action, name])
+        .status()
+        .expect("run .ci/interop/restart.sh");
+    assert!(status.success(), "restart.sh {action} {name}: {status}");
 }
 
 // --- SOCKS4 through Dante ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The command line: what this process is to do, and the bench's options.
 
 use crate::clients::Kind;
+use crate::scale::ScaleRoute;
 use crate::tls::Proto;
 use crate::util::Result;
 
@@ -19,6 +20,15 @@ pub enum Mode {
     TraceAllocs,
     /// `--pac [N]`: the cost of PAC decisions, cached and uncached (`pac.rs`).
     Pac { n: usize },
+    /// `--scale-serve FIXTURE`: one fixture of the memory-at-scale table, in a process
+    /// of its own.
+    ScaleServe,
+    /// `--scale-probe ROUTE COUNT ORIGIN_PORT PROXY_URL...`: the client of that table.
+    ScaleProbe {
+        route: ScaleRoute,
+        count: usize,
+        origin_port: u16,
+    },
     /// The benchmark itself.
     Bench(Args),
 }
@@ -37,6 +47,12 @@ pub fn mode() -> Result<Mode> {
         Some("--trace-allocs") => Mode::TraceAllocs,
         Some("--pac") => Mode::Pac {
             n: argv.get(2).map_or(Ok(5_000), |n| n.parse())?,
+        },
+        Some("--scale-serve") => Mode::ScaleServe,
+        Some("--scale-probe") => Mode::ScaleProbe {
+            route: ScaleRoute::parse(argv.get(2).ok_or("route")?)?,
+            count: argv.get(3).ok_or("count")?.parse()?,
+            origin_port: argv.get(4).ok_or("origin port")?.parse()?,
         },
         _ => Mode::Bench(parse_args()),
     })
@@ -58,6 +74,10 @@ pub struct Args {
     pub rtt_samples: usize,
     /// `--rtt`: the round-trip table only.
     pub rtt_only: bool,
+    /// Idle tunnels per row of the memory-at-scale table (`--scale N`).
+    pub scale: usize,
+    /// `--scale-only`: that table only.
+    pub scale_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -71,11 +91,14 @@ fn parse_args() -> Args {
         fixture_h2_proxy: false,
         rtt_samples: 3,
         rtt_only: false,
+        scale: 10_000,
+        scale_only: false,
     };
     let mut it = std::env::args().skip(1);
     let mut n = None;
     let mut mib = None;
     let mut idle = None;
+    let mut scale = None;
     while let Some(a) = it.next() {
         let mut num = |what: &str| -> usize {
             it.next()
@@ -86,6 +109,8 @@ fn parse_args() -> Args {
             "--n" => n = Some(num("--n")),
             "--throughput-mib" => mib = Some(num("--throughput-mib")),
             "--idle" => idle = Some(num("--idle")),
+            "--scale" => scale = Some(num("--scale")),
+            "--scale-only" => args.scale_only = true,
             "--rounds" => args.rounds = num("--rounds").max(1),
             "--quick" => {
                 args.n = 50;
@@ -95,19 +120,21 @@ fn parse_args() -> Args {
                 args.warmup = 5;
                 args.nagle_n = 20;
                 args.rtt_samples = 1;
+                args.scale = 200;
             }
             "--rtt" => args.rtt_only = true,
             "--rtt-samples" => args.rtt_samples = num("--rtt-samples").max(1),
             "--fixture-h2-proxy" => args.fixture_h2_proxy = true,
             "--bench" => {} // passed by `cargo bench`-style harnesses
             other => panic!(
-                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick] [--fixture-h2-proxy] [--rtt] [--rtt-samples S]"
+                "unknown argument {other}; usage: [--n N] [--throughput-mib M] [--idle C] [--rounds R] [--quick] [--fixture-h2-proxy] [--rtt] [--rtt-samples S] [--scale N] [--scale-only]"
             ),
         }
     }
     args.n = n.unwrap_or(args.n).max(1);
     args.mib = mib.unwrap_or(args.mib).max(1);
     args.idle = idle.unwrap_or(args.idle).max(1);
+    args.scale = scale.unwrap_or(args.scale).max(1);
     // Bounded: never more than the other runs' N.
     args.nagle_n = args.nagle_n.min(args.n);
     args

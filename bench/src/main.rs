@@ -2,8 +2,9 @@
 //! a hand-written floor, hyper-util's `Tunnel` + hyper-rustls, and reqwest, in one run.
 //!
 //! `cargo run --release -p tower-tunnel-bench -- [--n N] [--throughput-mib M] [--idle C] [--quick]`
-//! (`--rtt`: only the round trips to the first byte, through a delaying relay)
-//! (`--pac [N]`: only the cost of a PAC decision, cached and uncached)
+//! (`--rtt`: only the round trips to the first byte, through a delaying relay;
+//! `--scale-only [--scale N]`: only the memory-at-scale table;
+//! `--pac [N]`: only the cost of a PAC decision, cached and uncached)
 //!
 //! Layout of a run:
 //! - The in-process `TestProxy` and `TestOrigin` run in a child process (this binary with
@@ -18,7 +19,10 @@
 //! Modules: `fixtures` (the child process), `clients`, `runs` (setup, phases, throughput,
 //! the https:// proxy comparison, TCP_NODELAY on and off, allocation traces), `rtt` (round
 //! trips per route through a delaying relay, against curl), `memory`
-//! (idle probes), `pac` (PAC decisions), `report` (statistics and tables), `alloc` (the counting allocator), `args`, `tls`, `util`.
+//! (idle probes), `pac` (PAC decisions), `scale` (10,000 idle tunnels over HTTP/2 and
+//! HTTP/1.1 `CONNECT`, each party in a process of its own: `--scale-serve`,
+//! `--scale-probe`), `report` (statistics and tables), `alloc` (the counting allocator),
+//! `args`, `tls`, `util`.
 
 mod alloc;
 mod args;
@@ -29,6 +33,7 @@ mod pac;
 mod report;
 mod rtt;
 mod runs;
+mod scale;
 mod tls;
 mod util;
 
@@ -48,6 +53,15 @@ fn main() -> Result<()> {
             report::print_machine();
             pac::run(n)
         }
+        Mode::ScaleServe => scale::serve(&std::env::args().nth(2).unwrap_or_default()),
+        Mode::ScaleProbe {
+            route,
+            count,
+            origin_port,
+        } => {
+            let proxies: Vec<String> = std::env::args().skip(5).collect();
+            scale::probe(route, count, origin_port, &proxies)
+        }
         Mode::Bench(args) => bench(&args),
     }
 }
@@ -55,6 +69,10 @@ fn main() -> Result<()> {
 /// The whole benchmark: every run, the idle probes, then the tables.
 fn bench(args: &Args) -> Result<()> {
     report::print_machine();
+    if args.scale_only {
+        scale::print_table(&scale::measure(args.scale)?);
+        return Ok(());
+    }
     let (mut server, env) = Server::start(args.fixture_h2_proxy)?;
     let rt = current_thread_runtime()?;
     if args.rtt_only {
@@ -68,6 +86,7 @@ fn bench(args: &Args) -> Result<()> {
     report::print_via_table(args, &via_rows);
     report::print_nagle_table(args, &nagle_rows);
     rtt::print_table(&rtt::measure(args, &env, &rt)?);
+    scale::print_table(&scale::measure(args.scale)?);
     println!();
     println!("load average at end: {}", report::loadavg());
     Ok(())

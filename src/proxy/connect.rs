@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 use http::{HeaderValue, Uri};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tower_service::Service;
 use tracing::Instrument;
 
 use super::handshake::Handshake;
 use super::pool::{self, Lease, Pool};
-use super::protocol::{http1, http2, socks};
+use super::protocol::http2::{self, H2Stream};
+use super::protocol::{http1, socks};
 use super::proxy_tls::{ChainIo, FirstHop, ProxyAlpn};
 use super::{Config, Routed, Tunnel};
 use crate::error::{BoxError, Error, ErrorKind, Phase, ProxyProtocol, ProxyResponse};
@@ -25,7 +25,15 @@ use crate::stage::Transport;
 use crate::target::{bare_host, dial_uri, target_of};
 use crate::timeout::within;
 
-type H2Sender = SendRequest<http_body_util::Empty<bytes::Bytes>>;
+type H2Sender = h2::client::SendRequest<bytes::Bytes>;
+
+/// Flow-control windows of HTTP/2 proxy connections, as hyper's client
+/// sets them: 2 MiB a stream, 5 MiB the connection. A tunnel whose reader
+/// stops fills its own stream's window and leaves room for the others.
+const H2_STREAM_WINDOW: u32 = 2 << 20;
+const H2_CONN_WINDOW: u32 = 5 << 20;
+/// What one stream may queue for sending before a write waits (hyper's too).
+const H2_SEND_BUFFER: usize = 1 << 20;
 
 /// Makes the route to `dst`, as `config` decides it: the decision's hops
 /// in order, moving on only while a hop cannot be reached.
@@ -473,15 +481,19 @@ where
     /// pooled connection to an `https://` proxy that selected `h2`. A proxy
     /// that did not gets HTTP/1.1 `CONNECT` on the connection just dialed,
     /// unless [`Http2Mode::Required`]. A Digest challenge is answered once,
-    /// on a new stream.
+    /// on a new stream. A stream the proxy says it never processed (its
+    /// `GOAWAY` or `REFUSED_STREAM`) is sent again once, on a fresh
+    /// connection.
     async fn h2_tunnel(&mut self, proxy: &Proxy) -> Result<Routed<S::Response>, Error> {
         let key = pool::Key::new(proxy);
         let mut handshake = Handshake::new(proxy, self.target);
         let mut authorization = handshake.start();
         let mut opened: Option<Timings> = None;
+        let mut retried = false;
         loop {
-            let req = http2::connect_request(self.target, proxy, authorization.as_ref());
-            let sent = match self.h2_send(proxy, &key, req).await? {
+            let target = self.target;
+            let make = || http2::connect_request(target, proxy, authorization.as_ref());
+            let sent = match self.h2_send(proxy, &key, &make).await? {
                 H2Send::Sent(sent, fresh) => {
                     opened = fresh.or(opened);
                     sent
@@ -489,7 +501,7 @@ where
                 H2Send::Http1(hop) => return self.tunnel(proxy, Some(hop)).await,
             };
             let started = Instant::now();
-            match self.h2_exchange(&key, sent).await {
+            match self.h2_exchange(proxy, &key, sent).await {
                 Ok(H2Tunnel {
                     io,
                     lease,
@@ -508,9 +520,15 @@ where
                     info.timings = opened.unwrap_or_default();
                     info.timings.proxy_connect = Some(connected);
                     info.h2_shared = Some(lease.shared());
+                    info.h2_retried = retried;
                     info.proxy_response = Some(response);
                     info.proxy_auth = handshake.scheme();
                     return Ok(Routed::new(Tunnel::h2(io, lease), info));
+                }
+                // Never processed: safe to send again, once (RFC 9113 §8.7).
+                Err(err) if !retried && is_unprocessed(&err) => {
+                    tracing::debug!(error = %err, "proxy did not process the CONNECT stream; sending it again");
+                    retried = true;
                 }
                 Err(err) => {
                     let step = match err.proxy_response() {
@@ -536,18 +554,18 @@ where
         }
     }
 
-    /// Sends `req` on a pooled HTTP/2 connection to `proxy`, opening one
-    /// when none has a free slot.
+    /// Sends the `CONNECT` `make` builds on a pooled HTTP/2 connection to
+    /// `proxy` with room for one more stream, opening a connection when
+    /// none has room.
     async fn h2_send(
         &mut self,
         proxy: &Proxy,
         key: &pool::Key,
-        req: http::Request<http_body_util::Empty<bytes::Bytes>>,
+        make: &(dyn Fn() -> http::Request<()> + Sync),
     ) -> Result<H2Send<S::Response>, Error> {
-        let req = match self.pool.send(key, req) {
-            Ok(sent) => return Ok(H2Send::Sent(sent, None)),
-            Err(req) => *req,
-        };
+        if let Some(sent) = self.pool.send(key, make) {
+            return Ok(H2Send::Sent(sent, None));
+        }
         // A burst of tunnels waits for one connection to open rather than
         // opening one each; a proxy known to answer without `h2` is
         // dialed at once, as HTTP/1.1 tunnels need a connection each.
@@ -556,10 +574,9 @@ where
             true => None,
             false => Some(opener.lock().await),
         };
-        let req = match self.pool.send(key, req) {
-            Ok(sent) => return Ok(H2Send::Sent(sent, None)),
-            Err(req) => *req,
-        };
+        if let Some(sent) = self.pool.send(key, make) {
+            return Ok(H2Send::Sent(sent, None));
+        }
         let hop = self.first_hop(proxy, ProxyAlpn::H2OrHttp1).await?;
         if !hop.io.is_h2() {
             if proxy.http2() == Http2Mode::Required {
@@ -572,22 +589,37 @@ where
             return Ok(H2Send::Http1(hop));
         }
         let timings = hop.timings();
-        let send = self.h2_handshake(proxy, hop.io).await?;
-        Ok(H2Send::Sent(
-            self.pool.insert(key, send, req),
-            Some(timings),
-        ))
+        let (send, ping) = self.h2_handshake(proxy, hop.io).await?;
+        let sent = self.pool.insert(key, send, make()).map_err(h2_error)?;
+        // Settled after the PING below, or when this future is dropped.
+        let _settle = self.pool.settle_on_drop(key, sent.conn);
+        // The tunnels waiting behind `_opening` need the proxy's
+        // SETTINGS_MAX_CONCURRENT_STREAMS: they are the server's first
+        // frame (RFC 9113 §3.4), so they are in once its answer to a PING
+        // is. This tunnel's CONNECT is on its way meanwhile.
+        if let Some(mut ping) = ping {
+            let pong = ping.ping(h2::Ping::opaque());
+            if let Ok(Err(e)) = within(self.config.connect_timeout, Phase::ProxyConnect, pong).await
+            {
+                tracing::debug!(error = %e, "no PING answer from the HTTP/2 proxy");
+            }
+        }
+        Ok(H2Send::Sent(sent, Some(timings)))
     }
 
     async fn h2_handshake(
         &mut self,
         proxy: &Proxy,
         io: FirstHop<S::Response>,
-    ) -> Result<H2Sender, Error> {
-        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io);
-        let (send, conn) = within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
+    ) -> Result<(H2Sender, Option<h2::PingPong>), Error> {
+        let handshake = h2::client::Builder::new()
+            .initial_max_send_streams(pool::INITIAL_MAX_STREAMS)
+            .initial_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONN_WINDOW)
+            .max_send_buffer_size(H2_SEND_BUFFER)
+            .enable_push(false)
+            .handshake::<_, bytes::Bytes>(TokioIo::new(io));
+        let (send, mut conn) = within(self.config.connect_timeout, Phase::ProxyConnect, handshake)
             .await?
             .map_err(|e| {
                 if closed_under(&e) {
@@ -597,6 +629,7 @@ where
                     .with_detail("HTTP/2 handshake with the proxy")
                     .with_source(e)
             })?;
+        let ping = conn.ping_pong();
         let span = tracing::debug_span!("tower_tunnel::h2_proxy", proxy = %proxy.authority());
         tokio::spawn(
             async move {
@@ -607,22 +640,30 @@ where
             }
             .instrument(span),
         );
-        Ok(send)
+        Ok((send, ping))
     }
 
     /// Awaits the proxy's answer on the stream, and the tunnel it opens.
-    async fn h2_exchange(&mut self, key: &pool::Key, sent: pool::Sent) -> Result<H2Tunnel, Error> {
+    async fn h2_exchange(
+        &mut self,
+        proxy: &Proxy,
+        key: &pool::Key,
+        sent: pool::Sent,
+    ) -> Result<H2Tunnel, Error> {
         let pool::Sent {
             conn,
             stream,
             lease,
             response,
+            send,
         } = sent;
         let exchange = async {
             let res = response.await.map_err(|e| {
-                // This connection takes no new tunnels; the next one opens
-                // a fresh connection.
-                self.pool.evict(key, conn);
+                // A failed connection takes no new tunnels; the next one
+                // opens a fresh connection.
+                if e.is_io() || e.is_go_away() {
+                    self.pool.evict(key, conn);
+                }
                 h2_error(e)
             })?;
             let status = res.status();
@@ -636,10 +677,11 @@ where
                 return Err(Error::new(kind, Some(Phase::ProxyConnect))
                     .with_response(ProxyResponse::new(status, None, parts.headers)));
             }
-            let answer = ProxyResponse::new(status, None, res.headers().clone());
+            let (parts, body) = res.into_parts();
+            let answer = ProxyResponse::new(status, None, parts.headers);
             // RFC 9113 §8.5: after a 2xx, the stream's DATA frames are the
             // tunnel.
-            let io = hyper::upgrade::on(res).await.map_err(h2_error)?;
+            let io = H2Stream::new(send, body, proxy.authority(), self.target);
             Ok((io, answer))
         };
         let (io, response) =
@@ -771,20 +813,41 @@ enum H2Send<T> {
 
 /// A tunnel the proxy opened on one HTTP/2 stream.
 struct H2Tunnel {
-    io: hyper::upgrade::Upgraded,
+    io: H2Stream,
     lease: Lease,
     stream: u32,
     response: ProxyResponse,
 }
 
 /// A failed HTTP/2 stream or connection to the proxy.
-fn h2_error(e: hyper::Error) -> Error {
-    let (kind, detail) = if e.is_closed() || e.is_canceled() || closed_under(&e) {
-        (ErrorKind::ProxyClosed, "its HTTP/2 connection closed")
+fn h2_error(e: h2::Error) -> Error {
+    let (kind, detail): (_, std::borrow::Cow<'static, str>) = if e.is_go_away() && e.is_remote() {
+        (
+            ErrorKind::ProxyClosed,
+            format!(
+                "its HTTP/2 connection is going away (GOAWAY {}) and did not process the stream",
+                reason_name(e.reason())
+            )
+            .into(),
+        )
+    } else if e.is_io() || closed_under(&e) {
+        (
+            ErrorKind::ProxyClosed,
+            "its HTTP/2 connection closed".into(),
+        )
+    } else if e.is_reset() && e.is_remote() {
+        (
+            ErrorKind::Io,
+            format!(
+                "it reset the stream (RST_STREAM {})",
+                reason_name(e.reason())
+            )
+            .into(),
+        )
     } else {
         (
             ErrorKind::Io,
-            "the HTTP/2 stream or connection failed (RST_STREAM or GOAWAY)",
+            "the HTTP/2 stream or connection failed".into(),
         )
     };
     Error::new(kind, Some(Phase::ProxyConnect))
@@ -792,12 +855,28 @@ fn h2_error(e: hyper::Error) -> Error {
         .with_source(e)
 }
 
+fn reason_name(reason: Option<h2::Reason>) -> String {
+    reason.map_or_else(|| "without a code".to_owned(), |r| format!("{r:?}"))
+}
+
+/// Whether the proxy said it never processed the stream, so that sending
+/// the `CONNECT` again cannot do anything twice: the stream is above the
+/// last stream id of its `GOAWAY` (h2 fails only those with a remote
+/// GOAWAY error; RFC 9113 §6.8), or it was reset with `REFUSED_STREAM`
+/// (§8.7).
+fn is_unprocessed(err: &Error) -> bool {
+    let Some(e) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<h2::Error>()) else {
+        return false;
+    };
+    e.is_remote() && (e.is_go_away() || e.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
 /// Whether an HTTP/2 failure is the proxy's connection going away (a reset,
 /// an end of stream, TLS without `close_notify`): a close, as it is for an
 /// HTTP/1.1 proxy, not a failed read.
-fn closed_under(e: &hyper::Error) -> bool {
-    let mut cause = std::error::Error::source(e);
-    // Bounded: hyper's, h2's and rustls's chains are a few levels deep.
+fn closed_under(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    // Bounded: h2's and rustls's chains are a few levels deep.
     for _ in 0..8 {
         let Some(c) = cause else { return false };
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
@@ -808,6 +887,10 @@ fn closed_under(e: &hyper::Error) -> bool {
                     | std::io::ErrorKind::BrokenPipe
                     | std::io::ErrorKind::UnexpectedEof
             );
+        }
+        if let Some(io) = c.downcast_ref::<h2::Error>().and_then(h2::Error::get_io) {
+            cause = Some(io);
+            continue;
         }
         cause = c.source();
     }

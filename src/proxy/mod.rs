@@ -65,11 +65,15 @@
 //! # HTTP/2 to the proxy
 //!
 //! An `https://` proxy whose TLS handshake selects ALPN `h2` gets each
-//! `CONNECT` as an HTTP/2 request (RFC 9113 §8.5), and every tunnel through
-//! it shares one connection, up to 100 open at once; the tunnel is the
-//! stream. The layer keeps these connections, shared by its clones and
-//! keyed by the proxy's address and credentials. A refusal on one stream fails that tunnel alone, with the same
-//! errors as HTTP/1.1. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
+//! `CONNECT` as an HTTP/2 request (RFC 9113 §8.5), and the tunnels through
+//! it share one connection, as many at once as the proxy's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` allow (another connection opens past
+//! that); the tunnel is the stream. The layer keeps these connections,
+//! shared by its clones and keyed by the proxy's address and credentials.
+//! A refusal on one stream fails that tunnel alone, with the same errors as
+//! HTTP/1.1. After a `GOAWAY` the open tunnels run on and new ones go to a
+//! new connection; a `CONNECT` the proxy says it never processed is sent
+//! again once. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
 //! proxy; the route reads `tunnel via h2 proxy 127.0.0.1:8443 (stream 5)`.
 //!
 //! Lenient where curl is: bare LF line endings, `HTTP/1.0`, interim `1xx`

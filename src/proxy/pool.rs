@@ -4,36 +4,54 @@
 //! One pool per [`ProxyConnectLayer`](crate::ProxyConnectLayer), shared by
 //! every clone of it and of the services it makes, keeps the proxy
 //! connections, keyed by the proxy's authority and credentials (so a
-//! matcher that builds a fresh `Proxy` for each call still shares them). A
-//! connection takes new
-//! tunnels while fewer than [`MAX_STREAMS`] are open on it; hyper does not
-//! expose the peer's `SETTINGS_MAX_CONCURRENT_STREAMS`, so the count is
-//! kept here, and each tunnel's [`Lease`] gives its slot back when the
-//! tunnel is dropped. A closed connection (the proxy went away, or sent
-//! `GOAWAY`) is removed, and the next tunnel opens a fresh one.
+//! matcher that builds a fresh `Proxy` for each call still shares them).
+//! The connections are the `h2` crate's, not hyper's: hyper's client
+//! neither shows the proxy's `SETTINGS_MAX_CONCURRENT_STREAMS` nor says
+//! that a connection received `GOAWAY`, and it queues streams above the
+//! limit where a tunnel would wait for another to close.
+//!
+//! - A connection takes a new tunnel while fewer are open on it (counted
+//!   here: each tunnel's [`Lease`] gives its slot back when the tunnel is
+//!   dropped) than the proxy's latest `SETTINGS_MAX_CONCURRENT_STREAMS`
+//!   allow. When every connection is full, a new one is opened; one whose
+//!   proxy lowered the limit below its open tunnels takes none until enough
+//!   have closed. Until a new connection's `SETTINGS` are in (known by the
+//!   answer to a `PING` sent after the first `CONNECT`), the tunnels of a
+//!   burst wait for it instead of each opening one.
+//! - A connection that failed, closed, or received `GOAWAY` takes no new
+//!   tunnel and is dropped from the pool; the tunnels already open on it
+//!   run until the proxy ends them. A `CONNECT` the proxy never processed
+//!   (above the `GOAWAY`'s last stream id, or reset with `REFUSED_STREAM`)
+//!   is sent again once, on a connection that has room (a fresh one after
+//!   `GOAWAY`), and [`ConnectionInfo::is_h2_retried`](crate::ConnectionInfo::is_h2_retried)
+//!   says so.
+//! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
+//!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
+//!   tunnel's reads and writes with an `io::Error` carrying a
+//!   [`crate::Error`] that names the proxy; the next tunnel opens a fresh
+//!   connection.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::SendStream;
 use http::uri::Authority;
-use http::{Request, Response};
-use http_body_util::Empty;
-use hyper::body::Incoming;
-use hyper::client::conn::http2::SendRequest;
+use http::Request;
 
 use crate::route::{Auth, Proxy};
 
-/// Tunnels per proxy connection. RFC 9113 §6.5.2 recommends a limit of at
-/// least 100 concurrent streams, and nghttpx, squid's peers and most
-/// proxies advertise 100; past this a new connection is opened.
-pub(crate) const MAX_STREAMS: usize = 100;
+/// Streams a new connection may open before the proxy's `SETTINGS` arrive
+/// (hyper's default too). RFC 9113 §6.5.2 recommends a limit of at least
+/// 100, and nghttpx and most proxies advertise 100. The pool holds other
+/// tunnels back until the proxy's own value is known.
+pub(crate) const INITIAL_MAX_STREAMS: usize = 100;
 
-type Sender = SendRequest<Empty<Bytes>>;
-type ResponseFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Result<Response<Incoming>>> + Send>>;
+type Sender = SendRequest<Bytes>;
 
 /// Which proxy connections a tunnel may share: same proxy, same
 /// credentials.
@@ -82,7 +100,48 @@ struct Conn {
     id: u64,
     send: Sender,
     in_flight: Arc<AtomicUsize>,
-    opened: Arc<AtomicU32>,
+    // The proxy's SETTINGS are in: until then the limit h2 reports is
+    // `INITIAL_MAX_STREAMS`, not the proxy's, and only the tunnel that
+    // opened the connection uses it.
+    settled: bool,
+}
+
+/// Whether a connection takes a new stream.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    Yes,
+    /// At the proxy's `SETTINGS_MAX_CONCURRENT_STREAMS`, or h2 still
+    /// holds a stream back.
+    Full,
+    /// Closed, failed, or the proxy sent `GOAWAY`: never again.
+    Gone,
+}
+
+impl Conn {
+    fn room(&mut self) -> Room {
+        // h2 turns every new stream away once the connection failed or
+        // the proxy sent GOAWAY (RFC 9113 §6.8), and holds one back when
+        // the last is still waiting for a free stream; a no-op waker
+        // asks without registering interest.
+        match self
+            .send
+            .poll_ready(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(Err(_)) => Room::Gone,
+            Poll::Pending => Room::Full,
+            Poll::Ready(Ok(())) if !self.settled => Room::Full,
+            // The proxy's limit, as its latest SETTINGS say: a connection
+            // that lowered it below the tunnels open on it takes none
+            // until enough have closed.
+            Poll::Ready(Ok(()))
+                if self.in_flight.load(Ordering::Acquire)
+                    >= self.send.current_max_send_streams() =>
+            {
+                Room::Full
+            }
+            Poll::Ready(Ok(())) => Room::Yes,
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -114,12 +173,31 @@ impl fmt::Debug for Lease {
     }
 }
 
+/// Opens a new connection to every tunnel when dropped; see
+/// [`Pool::settle_on_drop`].
+pub(crate) struct Settle<'a> {
+    pool: &'a Pool,
+    proxy: &'a Key,
+    id: u64,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.pool.lock().get_mut(self.proxy) {
+            if let Some(conn) = slot.conns.iter_mut().find(|c| c.id == self.id) {
+                conn.settled = true;
+            }
+        }
+    }
+}
+
 /// A `CONNECT` sent on a pooled connection.
 pub(crate) struct Sent {
     pub(crate) conn: u64,
     pub(crate) stream: u32,
     pub(crate) lease: Lease,
     pub(crate) response: ResponseFuture,
+    pub(crate) send: SendStream<Bytes>,
 }
 
 impl Pool {
@@ -127,59 +205,80 @@ impl Pool {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends `req` on a live connection to `proxy` with a free slot, if
-    /// there is one.
+    /// Sends the request `make` builds on a live connection to `proxy`
+    /// with room for it, if there is one; connections that went away are
+    /// dropped on the way.
     pub(crate) fn send(
         &self,
         proxy: &Key,
-        req: Request<Empty<Bytes>>,
-    ) -> Result<Sent, Box<Request<Empty<Bytes>>>> {
+        make: &(dyn Fn() -> Request<()> + Sync),
+    ) -> Option<Sent> {
         let mut map = self.lock();
-        let Some(slot) = map.get_mut(proxy) else {
-            return Err(Box::new(req));
-        };
-        slot.conns.retain(|c| !c.send.is_closed());
-        let Some(conn) = slot
-            .conns
-            .iter_mut()
-            .find(|c| c.in_flight.load(Ordering::Acquire) < MAX_STREAMS)
-        else {
-            return Err(Box::new(req));
-        };
-        Ok(Self::send_on(conn, req))
+        let slot = map.get_mut(proxy)?;
+        // Bounded: each turn drops a connection.
+        loop {
+            slot.conns.retain_mut(|c| c.room() != Room::Gone);
+            let conn = slot
+                .conns
+                .iter_mut()
+                .find_map(|c| (c.room() == Room::Yes).then_some(c))?;
+            match Self::send_on(conn, make()) {
+                Ok(sent) => return Some(sent),
+                // It went away between the two looks: the next one, if any.
+                Err(_) => {
+                    let id = conn.id;
+                    slot.conns.retain(|c| c.id != id);
+                }
+            }
+        }
     }
 
-    fn send_on(conn: &mut Conn, req: Request<Empty<Bytes>>) -> Sent {
+    fn send_on(conn: &mut Conn, req: Request<()>) -> Result<Sent, h2::Error> {
+        let (response, send) = conn.send.send_request(req, false)?;
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        // Sent under the pool lock, so requests reach the connection in the
-        // order of `opened`, and client streams are numbered 1, 3, 5, ...
-        // (RFC 9113 §5.1.1) in that order.
-        let n = conn.opened.fetch_add(1, Ordering::AcqRel);
-        let response = Box::pin(conn.send.send_request(req));
-        Sent {
+        Ok(Sent {
             conn: conn.id,
-            stream: n.saturating_mul(2).saturating_add(1),
+            stream: response.stream_id().as_u32(),
             lease: Lease {
                 in_flight: conn.in_flight.clone(),
             },
             response,
-        }
+            send,
+        })
     }
 
-    /// Adds a new connection to `proxy` and sends `req` on it.
-    pub(crate) fn insert(&self, proxy: &Key, send: Sender, req: Request<Empty<Bytes>>) -> Sent {
+    /// Adds a new connection to `proxy` and sends `req` on it; other
+    /// tunnels may use it once the guard of [`Pool::settle_on_drop`] is
+    /// dropped.
+    pub(crate) fn insert(
+        &self,
+        proxy: &Key,
+        send: Sender,
+        req: Request<()>,
+    ) -> Result<Sent, h2::Error> {
         let mut map = self.lock();
         let slot = map.entry(proxy.clone()).or_default();
         slot.h1_only = false;
-        slot.conns.retain(|c| !c.send.is_closed());
+        slot.conns.retain_mut(|c| c.room() != Room::Gone);
         slot.conns.push(Conn {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             send,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            opened: Arc::new(AtomicU32::new(0)),
+            settled: false,
         });
         let last = slot.conns.len() - 1;
         Self::send_on(&mut slot.conns[last], req)
+    }
+
+    /// Opens connection `id` to every tunnel when the guard is dropped:
+    /// the proxy's `SETTINGS` are in by then (or waiting for them failed,
+    /// or was given up, and the connection stands on its own merits).
+    pub(crate) fn settle_on_drop<'a>(&'a self, proxy: &'a Key, id: u64) -> Settle<'a> {
+        Settle {
+            pool: self,
+            proxy,
+            id,
+        }
     }
 
     /// Forgets connection `id`: it failed, so no new tunnel may use it.

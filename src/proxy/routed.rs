@@ -6,8 +6,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::protocol::http2::H2Stream;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper::upgrade::Upgraded;
 use pin_project_lite::pin_project;
 
 use super::pool::Lease;
@@ -83,7 +83,7 @@ pin_project! {
         Hop { #[pin] io: FirstHop<T> },
         // One HTTP/2 stream of a connection to the proxy, shared with other
         // tunnels; the lease frees its slot on drop.
-        H2 { io: Upgraded, lease: Lease },
+        H2 { io: H2Stream, lease: Lease },
     }
 }
 
@@ -120,7 +120,7 @@ impl<T> Tunnel<T> {
     }
 
     /// One stream of an HTTP/2 connection to the proxy.
-    pub(crate) fn h2(io: Upgraded, lease: Lease) -> Self {
+    pub(crate) fn h2(io: H2Stream, lease: Lease) -> Self {
         Tunnel {
             io: Io::H2 { io, lease },
             rewind: None,

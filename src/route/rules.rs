@@ -831,7 +831,9 @@ mod tests {
         assert!(list(vec![a.clone().into(), b.clone().into()])
             .forward_headers(&uri)
             .is_none());
-        assert!(list(vec![b.into(), a.into()]).forward_headers(&uri).is_none());
+        assert!(list(vec![b.into(), a.into()])
+            .forward_headers(&uri)
+            .is_none());
     }
 
     #[test]

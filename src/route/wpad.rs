@@ -86,7 +86,11 @@ pub fn wpad_urls<S: AsRef<str>>(domains: &[S]) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut urls = Vec::new();
     for domain in domains {
-        let domain = domain.as_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+        let domain = domain
+            .as_ref()
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if domain.is_empty()
             || domain.len() > 253
             || !domain
@@ -181,8 +185,14 @@ mod tests {
             parse_search_domains(conf),
             ["eng.corp.example.com", "corp.example.com"]
         );
-        assert_eq!(parse_search_domains("domain a.example\nsearch b.example\n"), ["b.example"]);
-        assert_eq!(parse_search_domains("search b.example\ndomain a.example\n"), ["a.example"]);
+        assert_eq!(
+            parse_search_domains("domain a.example\nsearch b.example\n"),
+            ["b.example"]
+        );
+        assert_eq!(
+            parse_search_domains("search b.example\ndomain a.example\n"),
+            ["a.example"]
+        );
         assert!(parse_search_domains("nameserver 1.1.1.1\n").is_empty());
     }
 }

@@ -22,9 +22,10 @@ use super::server::{self, AbortOnDrop};
 /// over HTTP/1.1, with the test certificate (valid for `localhost` and `127.0.0.1`).
 ///
 /// It counts TLS connections and `CONNECT` streams, can refuse one target with `407`,
-/// and can drop every connection at once, so tests can watch a client share one
-/// connection among many tunnels and recover when it goes. It only dials loopback
-/// targets, and stops when dropped.
+/// advertises a chosen `SETTINGS_MAX_CONCURRENT_STREAMS`, and can drop every connection
+/// at once or send each a graceful `GOAWAY`, so tests can watch a client share one
+/// connection among many tunnels, open another when one is full, and recover when one
+/// goes. It only dials loopback targets, and stops when dropped.
 ///
 /// # Example
 ///
@@ -54,6 +55,7 @@ struct State {
     streams: AtomicUsize,
     targets: Mutex<Vec<String>>,
     kill: watch::Sender<u64>,
+    drain: watch::Sender<u64>,
 }
 
 impl fmt::Debug for TestH2Proxy {
@@ -124,6 +126,14 @@ impl TestH2Proxy {
     pub fn drop_connections(&self) {
         self.state.kill.send_modify(|n| *n += 1);
     }
+
+    /// Shuts every open HTTP/2 connection down gracefully, as a proxy reloading its
+    /// configuration would: `GOAWAY`, streams already taken run to their end, and each
+    /// connection closes when its last stream does. New connections are accepted as
+    /// before.
+    pub fn go_away(&self) {
+        self.state.drain.send_modify(|n| *n += 1);
+    }
 }
 
 /// Configures a [`TestH2Proxy`]; made by [`TestH2Proxy::builder`].
@@ -164,6 +174,7 @@ impl TestH2ProxyBuilder {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let (kill, _) = watch::channel(0);
+        let (drain, _) = watch::channel(0);
         let state = Arc::new(State {
             alpn: self.alpn,
             refuse: self.refuse,
@@ -173,6 +184,7 @@ impl TestH2ProxyBuilder {
             streams: AtomicUsize::new(0),
             targets: Mutex::default(),
             kill,
+            drain,
         });
         let acceptor = super::tls_acceptor(state.alpn.clone());
         let shared = Arc::clone(&state);
@@ -202,9 +214,16 @@ async fn serve(tcp: TcpStream, acceptor: tokio_rustls::TlsAcceptor, state: Arc<S
     });
     if h2 {
         state.h2_connections.fetch_add(1, Ordering::SeqCst);
+        let mut drain = state.drain.subscribe();
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .max_concurrent_streams(state.max_streams)
             .serve_connection(io, svc);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = kill.changed() => return,
+            _ = drain.changed() => conn.as_mut().graceful_shutdown(),
+        }
         tokio::select! {
             _ = conn => {}
             _ = kill.changed() => {}

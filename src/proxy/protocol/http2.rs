@@ -1,11 +1,18 @@
-//! `CONNECT` over HTTP/2 (RFC 9113 §8.5): the request; hyper does the
-//! framing, and the pool in `proxy::pool` keeps the connections.
+//! `CONNECT` over HTTP/2 (RFC 9113 §8.5): the request, and the tunnel as
+//! one stream's DATA frames; h2 does the framing, and the pool in
+//! `proxy::pool` keeps the connections.
 
-use bytes::Bytes;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use h2::{Reason, RecvStream, SendStream};
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request, Uri};
-use http_body_util::Empty;
+use hyper::rt::{Read, ReadBufCursor, Write};
 
+use crate::error::{Error, ErrorKind};
 use crate::route::Proxy;
 
 /// The `CONNECT` request for `target` (RFC 9113 §8.5: `:method` and
@@ -15,8 +22,8 @@ pub(crate) fn connect_request(
     target: &Authority,
     proxy: &Proxy,
     authorization: Option<&HeaderValue>,
-) -> Request<Empty<Bytes>> {
-    let mut req = Request::new(Empty::new());
+) -> Request<()> {
+    let mut req = Request::new(());
     *req.method_mut() = Method::CONNECT;
     *req.uri_mut() = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_str().as_bytes()))
         .expect("an authority is a valid authority-form URI");
@@ -29,6 +36,139 @@ pub(crate) fn connect_request(
         headers.append(name, value.clone());
     }
     req
+}
+
+/// A tunnel on one HTTP/2 stream to the proxy: what is written goes out as
+/// DATA frames within the stream's flow-control window, what the proxy
+/// sends is read back, and the window is given back as it is read.
+///
+/// A failure of the stream or of the proxy's connection surfaces as an
+/// [`io::Error`] carrying a [`crate::Error`] that names the proxy and the
+/// target.
+pub(crate) struct H2Stream {
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    // Received and not yet read.
+    buf: Bytes,
+    shut: bool,
+    proxy: Authority,
+    target: Authority,
+}
+
+impl H2Stream {
+    pub(crate) fn new(
+        send: SendStream<Bytes>,
+        recv: RecvStream,
+        proxy: &Authority,
+        target: &Authority,
+    ) -> Self {
+        H2Stream {
+            send,
+            recv,
+            buf: Bytes::new(),
+            shut: false,
+            proxy: proxy.clone(),
+            target: target.clone(),
+        }
+    }
+
+    fn fail(&self, e: h2::Error) -> io::Error {
+        let kind = match e.get_io() {
+            Some(io) => io.kind(),
+            None if e.is_go_away() || e.is_reset() => io::ErrorKind::ConnectionReset,
+            None => io::ErrorKind::Other,
+        };
+        let detail = if e.is_io() || e.is_go_away() {
+            "the proxy's HTTP/2 connection under the tunnel failed"
+        } else {
+            "the proxy reset the tunnel's HTTP/2 stream"
+        };
+        let err = Error::new(ErrorKind::Io, None)
+            .with_detail(detail)
+            .with_source(e)
+            .in_context(Some(&self.proxy), &self.target);
+        io::Error::new(kind, err)
+    }
+}
+
+impl Read for H2Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        while self.buf.is_empty() {
+            match ready!(self.recv.poll_data(cx)) {
+                None => return Poll::Ready(Ok(())),
+                Some(Ok(data)) => self.buf = data,
+                // The proxy ended the stream without error: end of tunnel.
+                Some(Err(e)) if matches!(e.reason(), Some(Reason::NO_ERROR | Reason::CANCEL)) => {
+                    return Poll::Ready(Ok(()))
+                }
+                Some(Err(e)) => return Poll::Ready(Err(self.fail(e))),
+            }
+        }
+        let n = self.buf.len().min(buf.remaining());
+        buf.put_slice(&self.buf[..n]);
+        self.buf.advance(n);
+        // The window opens again as the tunnel is read, not as it arrives:
+        // a reader that stops stalls its own stream only.
+        let _ = self.recv.flow_control().release_capacity(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Write for H2Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // Capacity is asked for only with bytes to send: a reservation
+        // held while idle would pin the connection's window.
+        self.send.reserve_capacity(buf.len());
+        loop {
+            let n = self.send.capacity().min(buf.len());
+            if n > 0 {
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                if let Err(e) = self.send.send_data(data, false) {
+                    return Poll::Ready(Err(self.fail(e)));
+                }
+                return Poll::Ready(Ok(n));
+            }
+            match ready!(self.send.poll_capacity(cx)) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Poll::Ready(Err(self.fail(e))),
+                // The stream is closed or reset.
+                None => {
+                    return Poll::Ready(Err(match self.send.poll_reset(cx) {
+                        Poll::Ready(Ok(reason)) => self.fail(reason.into()),
+                        Poll::Ready(Err(e)) => self.fail(e),
+                        Poll::Pending => self.fail(Reason::STREAM_CLOSED.into()),
+                    }))
+                }
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The connection's task writes the frames out as they are queued.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.shut {
+            self.shut = true;
+            // END_STREAM: the half-close of the tunnel (RFC 9113 §8.5).
+            if let Err(e) = self.send.send_data(Bytes::new(), true) {
+                return Poll::Ready(Err(self.fail(e)));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 #[cfg(test)]
