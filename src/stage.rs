@@ -109,6 +109,14 @@ pub trait RoutedStream: sealed::Sealed {
 
     /// The stream and how it was made, for the stage above to own.
     fn into_parts(self) -> (Self::Stream, ConnectionInfo);
+
+    /// Completes `info` with what the stream learned after the route was
+    /// handed up: the proxy's answer to an optimistic tunnel request, read
+    /// during the TLS handshake.
+    #[doc(hidden)]
+    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) {
+        let _ = (stream, info);
+    }
 }
 
 /// A routed stream whose application protocol is settled: TLS with its ALPN
@@ -131,6 +139,14 @@ pub trait Negotiated: sealed::Sealed {
 
     /// The stream and how it was made, for the stage above to own.
     fn into_parts(self) -> (Self::Stream, ConnectionInfo);
+
+    /// Completes `info` with what the stream learned after the route was
+    /// handed up: the proxy's answer to an optimistic tunnel request, read
+    /// during the TLS handshake.
+    #[doc(hidden)]
+    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) {
+        let _ = (stream, info);
+    }
 }
 
 pub(crate) mod sealed {

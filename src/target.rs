@@ -77,3 +77,9 @@ mod tests {
         }
     }
 }
+
+/// Whether TLS to the target runs over the route (`https://`, `wss://`).
+pub(crate) fn is_tls(uri: &Uri) -> bool {
+    uri.scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss"))
+}

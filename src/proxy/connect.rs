@@ -12,6 +12,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::handshake::Handshake;
+use super::optimistic::{Expect, Pending};
 use super::pool::{self, Lease, Pool};
 use super::protocol::{http1, http2, socks};
 use super::proxy_tls::{ChainIo, FirstHop, ProxyAlpn};
@@ -54,6 +55,7 @@ where
         pool: &pool,
         target: &target,
         depth: 0,
+        tls_target: crate::target::is_tls(&dst),
     };
     let routed = async {
         let mut routed = match &proxy {
@@ -104,6 +106,9 @@ struct Attempt<'a, S> {
     pool: &'a Pool,
     target: &'a Authority,
     depth: usize,
+    /// Whether TLS to the target runs over the route, so the first bytes
+    /// written to it are a `ClientHello` (optimistic data may carry them).
+    tls_target: bool,
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -180,6 +185,7 @@ where
                 pool: self.pool,
                 target: to,
                 depth: self.depth + 1,
+                tls_target: false,
             };
             // Each hop's errors name that hop, and the next proxy as its
             // target.
@@ -288,6 +294,22 @@ where
         let started = Instant::now();
         let mut handshake = Handshake::new(proxy, self.target);
         let mut authorization = handshake.start();
+        if self.is_optimistic(proxy) {
+            // The request goes with the ClientHello; the answer is read
+            // before the ServerHello.
+            let request = http1::encode_request(self.target, proxy, authorization.as_ref());
+            let expect = Expect::Http1 {
+                max_head: self.config.max_response_bytes,
+            };
+            return Ok(self.optimistic(
+                proxy,
+                hop,
+                request,
+                expect,
+                route_tunnel(proxy),
+                handshake.scheme(),
+            ));
+        }
         let mut redialed = false;
         // The 407 the next request answers on a kept connection, while a
         // connection-bound handshake goes on.
@@ -623,6 +645,9 @@ where
         let mut hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
         let started = Instant::now();
         let creds = proxy.credentials();
+        if self.is_optimistic(proxy) {
+            return self.socks_optimistic(proxy, hop, protocol, target).await;
+        }
         let (handshake, route) = match proxy.kind() {
             ProxyKind::Socks4 => (
                 futures_util::future::Either::Left(socks::socks4a_handshake(
@@ -672,6 +697,101 @@ where
         info.timings = hop.timings();
         info.timings.proxy_connect = Some(started.elapsed());
         Ok(Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info))
+    }
+}
+
+impl<S> Attempt<'_, S>
+where
+    S: Service<Uri> + Send,
+    S::Future: Send,
+    S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    /// Whether the tunnel request to `proxy` leaves with the target's
+    /// `ClientHello` ([`Proxy::with_optimistic_data`]): only for the last
+    /// proxy of the route, and only when TLS to the target follows.
+    fn is_optimistic(&self, proxy: &Proxy) -> bool {
+        self.tls_target && self.depth == 0 && proxy.is_optimistic_data()
+    }
+
+    /// The route, with `request` to send with the first write and its
+    /// answer to read before the first read. `proxy_connect` and the
+    /// proxy's answer are filled in once the answer is read.
+    fn optimistic(
+        &self,
+        proxy: &Proxy,
+        hop: Hop<S::Response>,
+        request: Vec<u8>,
+        expect: Expect,
+        route: Route,
+        auth: Option<&'static str>,
+    ) -> Routed<S::Response> {
+        tracing::debug!("tunnel request queued, to go with the first bytes of the tunnel");
+        let pending = Pending::new(
+            request,
+            expect,
+            proxy.authority().clone(),
+            self.target.clone(),
+        );
+        let mut info = ConnectionInfo::new(self.target.clone(), route);
+        info.timings = hop.timings();
+        info.proxy_auth = auth;
+        Routed::new(Tunnel::optimistic(hop.io, pending), info)
+    }
+
+    /// SOCKS with optimistic data: the greeting and authentication as
+    /// usual (unless pipelined), then the request goes with the first
+    /// bytes of the tunnel.
+    async fn socks_optimistic(
+        &mut self,
+        proxy: &Proxy,
+        mut hop: Hop<S::Response>,
+        protocol: ProxyProtocol,
+        target: socks::TargetAddr,
+    ) -> Result<Routed<S::Response>, Error> {
+        let fail = |e: socks::SocksError| socks_error(e, protocol);
+        let creds = proxy.credentials();
+        let (deferred, route) = match proxy.kind() {
+            ProxyKind::Socks4 | ProxyKind::Socks4a => {
+                let route = if proxy.kind() == ProxyKind::Socks4 {
+                    Route::Socks4 {
+                        proxy: proxy.authority().clone(),
+                    }
+                } else {
+                    Route::Socks4a {
+                        proxy: proxy.authority().clone(),
+                    }
+                };
+                let user = creds.map(|c| c.user.as_str());
+                (socks::socks4a_start(&target, user).map_err(fail)?, route)
+            }
+            _ => {
+                let start = socks::socks5_start(
+                    &mut hop.io,
+                    &target,
+                    creds.map(|c| (c.user.as_str(), c.password.as_str())),
+                    proxy.is_socks_pipelining(),
+                );
+                let deferred = within(self.config.connect_timeout, Phase::ProxyConnect, start)
+                    .await?
+                    .map_err(fail)?;
+                let route = Route::Socks5 {
+                    proxy: proxy.authority().clone(),
+                };
+                (deferred, route)
+            }
+        };
+        let expect = Expect::Socks {
+            protocol,
+            replies: deferred.replies,
+        };
+        Ok(self.optimistic(proxy, hop, deferred.request, expect, route, None))
+    }
+}
+
+fn route_tunnel(proxy: &Proxy) -> Route {
+    Route::Tunnel {
+        proxy: proxy.authority().clone(),
     }
 }
 
@@ -744,7 +864,7 @@ fn closed_under(e: &hyper::Error) -> bool {
     false
 }
 
-fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
+pub(super) fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
     use socks::SocksError as S;
     let kind = match &e {
         S::NoAcceptableMethods | S::AuthRequired => ErrorKind::ProxyAuthRequired,

@@ -80,6 +80,7 @@ mod connect;
 pub mod future;
 mod handshake;
 mod layer;
+mod optimistic;
 mod pool;
 pub(crate) mod protocol;
 mod proxy_tls;
@@ -89,6 +90,7 @@ mod service;
 use std::time::Duration;
 
 pub use self::layer::ProxyConnectLayer;
+pub(crate) use self::optimistic::unwrap_error;
 pub use self::routed::{Routed, Tunnel};
 pub use self::service::ProxyConnect;
 

@@ -155,15 +155,19 @@ where
                         return Poll::Ready(Err(polled_after_done()));
                     };
                     this.state.set(State::Done);
-                    let stream = match result {
+                    let mut stream = match result {
                         Ok(stream) => stream,
+                        // The proxy refused an optimistic tunnel request,
+                        // or its answer could not be read: that error, as
+                        // it is, not a TLS failure.
                         Err(e) => {
-                            return Poll::Ready(Err(in_context(
-                                Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e),
-                                &info,
-                            )))
+                            let e = crate::proxy::unwrap_error(e).unwrap_or_else(|e| {
+                                Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e)
+                            });
+                            return Poll::Ready(Err(in_context(e, &info)));
                         }
                     };
+                    R::settle(stream.get_mut().0.inner_mut(), &mut info);
                     let conn = stream.get_ref().1;
                     info.alpn = conn.alpn_protocol().map(|p| match p {
                         // The common answers need no allocation.

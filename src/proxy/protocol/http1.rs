@@ -184,12 +184,17 @@ impl Refused {
     /// `ProxyAuthRequired` for a 407, `ProxyRefused` for anything else,
     /// with the answer.
     pub(crate) fn into_error(self) -> Error {
-        let kind = if self.response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+        Refused::error_for(self.response)
+    }
+
+    /// The error for a refusal that says `response`.
+    pub(crate) fn error_for(response: ProxyResponse) -> Error {
+        let kind = if response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
             ErrorKind::ProxyAuthRequired
         } else {
             ErrorKind::ProxyRefused
         };
-        Error::new(kind, Some(Phase::ProxyConnect)).with_response(self.response)
+        Error::new(kind, Some(Phase::ProxyConnect)).with_response(response)
     }
 }
 
@@ -205,31 +210,9 @@ pub(crate) async fn exchange_answer<T>(
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
-    let fail = |kind: ErrorKind| Error::new(kind, Some(Phase::ProxyConnect));
-    // A proxy that closes on us may do it with a reset (it had unread input), so a
-    // reset says "closed" as much as an end of stream does: before any answer byte it
-    // is `ProxyClosed`, in the middle of one `ProxyTruncated`; the io::Error stays the
-    // source.
-    let io_fail = |e: std::io::Error, received: usize| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::BrokenPipe
-            | std::io::ErrorKind::UnexpectedEof
-                if received == 0 =>
-            {
-                ErrorKind::ProxyClosed
-            }
-            std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::UnexpectedEof => ErrorKind::ProxyTruncated,
-            _ => ErrorKind::Io,
-        };
-        fail(kind).with_source(e)
-    };
     let mut io = TokioIo::new(io);
-    io.write_all(&request).await.map_err(|e| io_fail(e, 0))?;
-    io.flush().await.map_err(|e| io_fail(e, 0))?;
+    io.write_all(&request).await.map_err(|e| io_error(e, 0))?;
+    io.flush().await.map_err(|e| io_error(e, 0))?;
 
     let started = Instant::now();
     // The request's allocation becomes the answer's buffer.
@@ -238,68 +221,136 @@ where
     let mut pos = 0; // start of the response head being parsed
     let mut received = 0usize; // head bytes seen, interim responses included
     loop {
-        match parse_reply(&buf[pos..]) {
-            Ok(Some(Reply::Established(len, response))) => {
+        match final_head(&buf, &mut pos)? {
+            Some(Head::Established(end, response)) => {
                 tracing::trace!(elapsed = ?started.elapsed(), "proxy opened the tunnel");
                 return Ok(Answer::Established(Established {
                     buf,
-                    pos: pos + len,
+                    pos: end,
                     response,
                 }));
             }
-            Ok(Some(Reply::Interim(len))) => {
-                pos += len;
-                continue;
-            }
-            Ok(Some(Reply::Refused(len, response))) => {
+            Some(Head::Refused(end, response)) => {
                 return Ok(Answer::Refused(Refused {
                     buf,
-                    pos: pos + len,
+                    pos: end,
                     response,
                 }));
             }
-            Ok(None) => {}
-            Err(ParseError::TooManyHeaders) => {
-                return Err(fail(ErrorKind::ProxyHeadersTooLarge)
-                    .with_detail(format!("more than {MAX_HEADERS} headers")))
-            }
-            Err(ParseError::BadVersion) => {
-                return Err(fail(ErrorKind::ProxyBadVersion).with_detail(version_seen(&buf[pos..])))
-            }
-            Err(ParseError::TlsRecord) => {
-                return Err(fail(ErrorKind::ProxyMalformed)
-                    .with_detail("it sent a TLS record, not HTTP: is it an https:// proxy?"))
-            }
-            Err(ParseError::Malformed(what)) => {
-                return Err(fail(ErrorKind::ProxyMalformed).with_detail(what))
-            }
-        }
-        if received >= max_head {
-            return Err(fail(ErrorKind::ProxyHeadersTooLarge)
-                .with_detail(format!("more than {max_head} bytes of headers")));
+            None => {}
         }
         // Read no further than the cap allows: an endless answer stops here
         // and memory stays bounded by `max_head`.
-        let start = buf.len();
-        if buf.capacity() - start < READ_BUFFER / 2 {
-            buf.reserve(READ_BUFFER.max(start));
-        }
-        let want = (max_head - received).min(buf.capacity() - start);
-        buf.resize(start + want, 0);
+        let start = grow_for_read(&mut buf, received, max_head)?;
         let n = match io.read(&mut buf[start..]).await {
             Ok(n) => n,
-            Err(e) => return Err(io_fail(e, received)),
+            Err(e) => return Err(io_error(e, received)),
         };
         buf.truncate(start + n);
         if n == 0 {
-            return Err(fail(if received == 0 {
-                ErrorKind::ProxyClosed
-            } else {
-                ErrorKind::ProxyTruncated
-            }));
+            return Err(closed(received));
         }
         received += n;
     }
+}
+
+/// The final answer's head in `buf[*pos..]`, interim responses skipped
+/// (`*pos` moves past them); `Ok(None)` means more bytes are needed.
+pub(crate) fn final_head(buf: &[u8], pos: &mut usize) -> Result<Option<Head>, Error> {
+    let fail = |kind: ErrorKind| Error::new(kind, Some(Phase::ProxyConnect));
+    loop {
+        return match parse_reply(&buf[*pos..]) {
+            Ok(Some(Reply::Established(len, response))) => {
+                Ok(Some(Head::Established(*pos + len, response)))
+            }
+            Ok(Some(Reply::Interim(len))) => {
+                *pos += len;
+                continue;
+            }
+            Ok(Some(Reply::Refused(len, response))) => {
+                Ok(Some(Head::Refused(*pos + len, response)))
+            }
+            Ok(None) => Ok(None),
+            Err(ParseError::TooManyHeaders) => Err(fail(ErrorKind::ProxyHeadersTooLarge)
+                .with_detail(format!("more than {MAX_HEADERS} headers"))),
+            Err(ParseError::BadVersion) => {
+                Err(fail(ErrorKind::ProxyBadVersion).with_detail(version_seen(&buf[*pos..])))
+            }
+            Err(ParseError::TlsRecord) => Err(fail(ErrorKind::ProxyMalformed)
+                .with_detail("it sent a TLS record, not HTTP: is it an https:// proxy?")),
+            Err(ParseError::Malformed(what)) => {
+                Err(fail(ErrorKind::ProxyMalformed).with_detail(what))
+            }
+        };
+    }
+}
+
+/// The final head of an answer, and where it ends in the buffer.
+#[derive(Debug)]
+pub(crate) enum Head {
+    /// A 2xx: tunnel bytes start at the offset.
+    Established(usize, ProxyResponse),
+    /// Anything else: its body, if any, starts at the offset.
+    Refused(usize, ProxyResponse),
+}
+
+/// Makes room in `buf` for the next read of an answer of which `received`
+/// bytes came so far, and returns where the read goes (`buf[start..]`);
+/// fails once `max_head` bytes came without a complete head.
+pub(crate) fn grow_for_read(
+    buf: &mut Vec<u8>,
+    received: usize,
+    max_head: usize,
+) -> Result<usize, Error> {
+    if received >= max_head {
+        return Err(
+            Error::new(ErrorKind::ProxyHeadersTooLarge, Some(Phase::ProxyConnect))
+                .with_detail(format!("more than {max_head} bytes of headers")),
+        );
+    }
+    let start = buf.len();
+    if buf.capacity() - start < READ_BUFFER / 2 {
+        buf.reserve(READ_BUFFER.max(start));
+    }
+    let want = (max_head - received).min(buf.capacity() - start);
+    buf.resize(start + want, 0);
+    Ok(start)
+}
+
+/// The end of the stream after `received` bytes of the answer.
+pub(crate) fn closed(received: usize) -> Error {
+    Error::new(
+        if received == 0 {
+            ErrorKind::ProxyClosed
+        } else {
+            ErrorKind::ProxyTruncated
+        },
+        Some(Phase::ProxyConnect),
+    )
+}
+
+/// A failed read or write, after `received` bytes of the answer.
+///
+/// A proxy that closes on us may do it with a reset (it had unread input), so a
+/// reset says "closed" as much as an end of stream does: before any answer byte it
+/// is `ProxyClosed`, in the middle of one `ProxyTruncated`; the io::Error stays the
+/// source.
+pub(crate) fn io_error(e: std::io::Error, received: usize) -> Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof
+            if received == 0 =>
+        {
+            ErrorKind::ProxyClosed
+        }
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => ErrorKind::ProxyTruncated,
+        _ => ErrorKind::Io,
+    };
+    Error::new(kind, Some(Phase::ProxyConnect)).with_source(e)
 }
 
 /// The most body (framing included) of a refused answer that is read to
