@@ -142,6 +142,15 @@ where
                                     this.state.set(State::Done);
                                     let e = Error::timeout(Phase::Tls, limit);
                                     return Poll::Ready(Err(match &info {
+                                        Some(info) if was_optimistic(info) => in_context(
+                                            e.with_detail(
+                                                "the tunnel request carried the ClientHello: \
+                                                 this proxy may drop data sent with it \
+                                                 (microsocks does); turn \
+                                                 Proxy::with_optimistic_data off",
+                                            ),
+                                            info,
+                                        ),
                                         Some(info) => in_context(e, info),
                                         None => e,
                                     }));
@@ -195,6 +204,14 @@ where
             }
         }
     }
+}
+
+/// Whether the route's tunnel request went with the first bytes of the
+/// TLS handshake ([`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data)).
+fn was_optimistic(info: &ConnectionInfo) -> bool {
+    !info.route().is_h2_tunnel()
+        && !info.route().is_direct()
+        && info.proxy().is_some_and(|p| p.is_optimistic_data())
 }
 
 /// Names the target and the proxy of the route in an error of this stage.
