@@ -39,7 +39,7 @@ pub(crate) fn dial_uri(authority: &Authority) -> Uri {
     Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(authority.clone())
-        .path_and_query("/")
+        .path_and_query(http::uri::PathAndQuery::from_static("/"))
         .build()
         .expect("scheme http, a parsed authority and path / make a valid URI")
 }

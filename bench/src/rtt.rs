@@ -248,9 +248,7 @@ impl Hops {
             Route::HttpsH1
             | Route::HttpsH2Fresh
             | Route::HttpsH2Reused
-            | Route::HttpsH1Optimistic => {
-                Some(format!("https://{}", self.h2_proxy))
-            }
+            | Route::HttpsH1Optimistic => Some(format!("https://{}", self.h2_proxy)),
         }
     }
 

@@ -386,10 +386,7 @@ where
         info.timings.proxy_connect = Some(connected);
         info.proxy_response = Some(established.response);
         info.proxy_auth = handshake.scheme();
-        Ok(Routed::new(
-            Tunnel::hop(hop.io, established.buf, established.pos),
-            info,
-        ))
+        Ok(Routed::new(Tunnel::hop(hop.io, established.rest, 0), info))
     }
 
     async fn exchange(
@@ -398,8 +395,10 @@ where
         proxy: &Proxy,
         authorization: Option<&HeaderValue>,
     ) -> Result<http1::Answer, Error> {
-        let request = http1::encode_request(self.target, proxy, authorization);
-        let exchange = http1::exchange_answer(io, request, self.config.max_response_bytes);
+        let mut request = http1::RequestBuf::new();
+        http1::write_request(&mut request, self.target, proxy, authorization);
+        let exchange =
+            http1::exchange_answer(io, request.as_slice(), self.config.max_response_bytes);
         within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await?
     }
 
