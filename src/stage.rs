@@ -112,10 +112,12 @@ pub trait RoutedStream: sealed::Sealed {
 
     /// Completes `info` with what the stream learned after the route was
     /// handed up: the proxy's answer to an optimistic tunnel request, read
-    /// during the TLS handshake.
+    /// during the TLS handshake. Returns the time the answer took, when it
+    /// was read there.
     #[doc(hidden)]
-    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) {
+    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) -> Option<std::time::Duration> {
         let _ = (stream, info);
+        None
     }
 }
 
@@ -142,10 +144,12 @@ pub trait Negotiated: sealed::Sealed {
 
     /// Completes `info` with what the stream learned after the route was
     /// handed up: the proxy's answer to an optimistic tunnel request, read
-    /// during the TLS handshake.
+    /// during the TLS handshake. Returns the time the answer took, when it
+    /// was read there.
     #[doc(hidden)]
-    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) {
+    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) -> Option<std::time::Duration> {
         let _ = (stream, info);
+        None
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::upgrade::Upgraded;
@@ -66,12 +67,12 @@ impl<T> RoutedStream for Routed<T> {
         (self.tunnel, self.info)
     }
 
-    fn settle(tunnel: &mut Tunnel<T>, info: &mut ConnectionInfo) {
-        if let Some(pending) = tunnel.pending.as_mut().filter(|p| p.is_open()) {
-            let (response, elapsed) = pending.take_answer();
-            info.proxy_response = response.or(info.proxy_response.take());
-            info.timings.proxy_connect = elapsed.or(info.timings.proxy_connect);
-        }
+    fn settle(tunnel: &mut Tunnel<T>, info: &mut ConnectionInfo) -> Option<Duration> {
+        let pending = tunnel.pending.as_mut().filter(|p| p.is_open())?;
+        let (response, elapsed) = pending.take_answer();
+        info.proxy_response = response.or(info.proxy_response.take());
+        info.timings.proxy_connect = elapsed.or(info.timings.proxy_connect);
+        elapsed
     }
 }
 

@@ -480,9 +480,12 @@ impl Proxy {
     /// The answer is read within the TLS handshake's timeout
     /// ([`TlsLayer::with_handshake_timeout`](crate::TlsLayer::with_handshake_timeout)),
     /// and [`Timings::proxy_connect`](crate::Timings::proxy_connect) is the
-    /// time from the request's queueing to its answer, which overlaps
-    /// [`Timings::tls`](crate::Timings::tls); [`ConnectionInfo::proxy_response`](crate::ConnectionInfo::proxy_response)
-    /// is filled once the TLS handshake is done.
+    /// time from the request's queueing to its answer, and
+    /// [`Timings::tls`](crate::Timings::tls) the rest of the handshake (the
+    /// phases still add up to the whole);
+    /// [`ConnectionInfo::proxy_response`](crate::ConnectionInfo::proxy_response)
+    /// is filled once the TLS handshake is done (a [`Routed`](crate::Routed)
+    /// stream's info has neither before).
     ///
     /// It is used only with authentication that needs no challenge round:
     /// none, or Basic sent up front ([`ProxyAuth::Basic`], the default, where
@@ -492,8 +495,16 @@ impl Proxy {
     /// [`ProxyAuth::Ntlm`] and [`ProxyAuth::Negotiate`] the setting is
     /// ignored.
     ///
-    /// Real proxies checked in the interop suite: squid 6, tinyproxy 1.11
-    /// and Dante 1.4 carry it; see BENCHMARKS.md for microsocks.
+    /// Real proxies checked in the interop suite (`tests/interop.rs`):
+    /// squid (`CONNECT`, with and without Basic; its `407` and `403` are the
+    /// same errors as without the option), tinyproxy, nghttpx spoken to in
+    /// HTTP/1.1 and Dante (SOCKS4, SOCKS5, pipelined SOCKS5) carry it.
+    /// microsocks does not: it reads the SOCKS5 request with one `recv` and
+    /// drops what came with it, so the TLS handshake runs out of time, with
+    /// an error that names this option. It stays off by default for every
+    /// kind of proxy: a client cannot tell from the outside which server
+    /// answers at an address, and a server that drops the bytes costs a
+    /// whole TLS timeout instead of one round trip.
     pub fn with_optimistic_data(mut self, optimistic: bool) -> Self {
         self.optimistic = optimistic;
         self

@@ -176,7 +176,11 @@ where
                             return Poll::Ready(Err(in_context(e, &info)));
                         }
                     };
-                    R::settle(stream.get_mut().0.inner_mut(), &mut info);
+                    // An optimistic tunnel request was answered during the
+                    // handshake: that wait is the proxy's phase, the rest
+                    // is TLS, so the phases still add up to the whole.
+                    let answered = R::settle(stream.get_mut().0.inner_mut(), &mut info);
+                    let elapsed = elapsed.saturating_sub(answered.unwrap_or_default());
                     let conn = stream.get_ref().1;
                     info.alpn = conn.alpn_protocol().map(|p| match p {
                         // The common answers need no allocation.

@@ -94,14 +94,12 @@ pub struct MaybeTlsStream<S> {
     inner: Inner<S>,
 }
 
-// The TLS state (over a kilobyte) is kept inline: the stream moves a few
-// times on its way into the HTTP connection's task, which allocates once
-// for all of it, so a box here would be one allocation more per connection
-// for nothing (`http://` connections are rare, and the size is the task's).
+// The TLS state (over a kilobyte) is boxed so a stream stays cheap to
+// move; the plain stream is not, so `http://` connections allocate nothing.
 #[allow(clippy::large_enum_variant)]
 enum Inner<S> {
     Plain(S),
-    Tls(Tls<S>),
+    Tls(Box<Tls<S>>),
 }
 
 impl<S> MaybeTlsStream<S> {
@@ -113,7 +111,7 @@ impl<S> MaybeTlsStream<S> {
 
     pub(crate) fn tls(stream: tokio_rustls::client::TlsStream<TokioIo<S>>) -> Self {
         MaybeTlsStream {
-            inner: Inner::Tls(TokioIo::new(stream)),
+            inner: Inner::Tls(Box::new(TokioIo::new(stream))),
         }
     }
 
@@ -155,7 +153,7 @@ impl<S: Read + Write + Unpin> Read for MaybeTlsStream<S> {
     ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().inner {
             Inner::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            Inner::Tls(io) => Pin::new(io).poll_read(cx, buf),
+            Inner::Tls(io) => Pin::new(&mut **io).poll_read(cx, buf),
         }
     }
 }
@@ -168,21 +166,21 @@ impl<S: Read + Write + Unpin> Write for MaybeTlsStream<S> {
     ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().inner {
             Inner::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            Inner::Tls(io) => Pin::new(io).poll_write(cx, buf),
+            Inner::Tls(io) => Pin::new(&mut **io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().inner {
             Inner::Plain(io) => Pin::new(io).poll_flush(cx),
-            Inner::Tls(io) => Pin::new(io).poll_flush(cx),
+            Inner::Tls(io) => Pin::new(&mut **io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().inner {
             Inner::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            Inner::Tls(io) => Pin::new(io).poll_shutdown(cx),
+            Inner::Tls(io) => Pin::new(&mut **io).poll_shutdown(cx),
         }
     }
 
@@ -200,7 +198,7 @@ impl<S: Read + Write + Unpin> Write for MaybeTlsStream<S> {
     ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().inner {
             Inner::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
-            Inner::Tls(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Inner::Tls(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
         }
     }
 }
