@@ -17,6 +17,10 @@ pub enum Mode {
     },
     /// `--trace-allocs`: a backtrace per allocation of one connection of each client.
     TraceAllocs,
+    /// `--profile N [CLIENT]`: N phased connections per client (or only CLIENT:
+    /// `tower-tunnel`, `floor`, `hyper-util`) and protocol, and nothing else, for a
+    /// profiler (`valgrind --tool=callgrind`).
+    Profile(usize, Option<&'static str>),
     /// The benchmark itself.
     Bench(Args),
 }
@@ -33,6 +37,10 @@ pub fn mode() -> Result<Mode> {
             count: argv.get(4).ok_or("count")?.parse()?,
         },
         Some("--trace-allocs") => Mode::TraceAllocs,
+        Some("--profile") => Mode::Profile(
+            argv.get(2).ok_or("--profile N")?.parse()?,
+            argv.get(3).map(|k| &*Box::leak(k.clone().into_boxed_str())),
+        ),
         _ => Mode::Bench(parse_args()),
     })
 }

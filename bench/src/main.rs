@@ -42,6 +42,10 @@ fn main() -> Result<()> {
             let (_server, env) = Server::start(false)?;
             current_thread_runtime()?.block_on(runs::trace_allocs(&env))
         }
+        Mode::Profile(n, only) => {
+            let (_server, env) = Server::start(false)?;
+            current_thread_runtime()?.block_on(runs::profile(&env, n, only))
+        }
         Mode::Bench(args) => bench(&args),
     }
 }
