@@ -52,6 +52,12 @@ pub(crate) fn bare_host(authority: &Authority) -> &str {
         .unwrap_or(host)
 }
 
+/// Whether TLS to the target runs over the route (`https://`, `wss://`).
+pub(crate) fn is_tls(uri: &Uri) -> bool {
+    uri.scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,10 +82,4 @@ mod tests {
             );
         }
     }
-}
-
-/// Whether TLS to the target runs over the route (`https://`, `wss://`).
-pub(crate) fn is_tls(uri: &Uri) -> bool {
-    uri.scheme_str()
-        .is_some_and(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss"))
 }
