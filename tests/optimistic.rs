@@ -294,3 +294,64 @@ async fn a_silent_proxy_is_a_tls_timeout_not_a_hang() {
     .unwrap_err();
     assert!(err.is_timeout(), "{err}");
 }
+
+/// A SOCKS5 server that takes the greeting (no authentication), reads the
+/// request, then refuses it with `REP` 5 (connection refused); returns how
+/// many bytes came after the request in the read that completed it.
+async fn refusing_socks5() -> (String, tokio::task::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("socks5h://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut greeting = [0u8; 3];
+        s.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(greeting, [5, 1, 0]);
+        s.write_all(&[5, 0]).await.unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut filled = 0;
+        // Bounded: the request is at most 262 bytes.
+        let len = loop {
+            let n = s.read(&mut buf[filled..]).await.unwrap();
+            assert!(n > 0, "closed before the request");
+            filled += n;
+            if filled >= 5 {
+                let len = 4 + 1 + usize::from(buf[4]) + 2;
+                if filled >= len {
+                    break len;
+                }
+            }
+        };
+        s.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await.unwrap();
+        filled - len
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_refused_socks5_request_is_the_same_error() {
+    let origin = TestOrigin::start().await.unwrap();
+    let (url, task) = refusing_socks5().await;
+    let plain = connect(&origin, Proxy::new(&url).unwrap(), &origin.https_url())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        task.await.unwrap(),
+        0,
+        "nothing comes with the request without the option"
+    );
+    let (url2, task) = refusing_socks5().await;
+    let p = Proxy::new(&url2).unwrap().with_optimistic_data(true);
+    let optimistic = connect(&origin, p, &origin.https_url()).await.unwrap_err();
+    // The ClientHello came with the request.
+    assert!(task.await.unwrap() > 5);
+    assert_eq!(optimistic.kind(), tower_tunnel::ErrorKind::ProxyRefused);
+    assert_eq!(optimistic.kind(), plain.kind());
+    assert_eq!(optimistic.phase(), plain.phase());
+    assert_eq!(optimistic.target(), plain.target());
+    // The messages differ only in the proxy's port.
+    assert_eq!(
+        optimistic.to_string().replace(&url2[10..], "PROXY"),
+        plain.to_string().replace(&url[10..], "PROXY")
+    );
+    assert_eq!(origin.tls_handshakes(), 0);
+}
