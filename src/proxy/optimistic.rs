@@ -286,7 +286,7 @@ impl Pending {
         self.buf = Vec::new();
         self.out = Vec::new();
         let err = err.in_context(Some(&self.proxy), &self.target);
-        tracing::debug!(error = %err, "the proxy refused the optimistic tunnel request");
+        tracing::debug!(error = %err, "the optimistic tunnel request failed");
         io::Error::other(err)
     }
 }
