@@ -53,6 +53,17 @@
 //! | not HTTP (garbage, a TLS record) | `ProxyMalformed` |
 //! | `HTTP/2.0` or `HTTP/9.9` status line | `ProxyBadVersion` |
 //!
+//! # Optimistic data
+//!
+//! With [`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data),
+//! the layer does not wait for the answer: the `CONNECT` (or the SOCKS
+//! request) is queued in the [`Routed`] stream and leaves in the same write
+//! as the first bytes written to it, the target's `ClientHello`, and the
+//! answer is read before the first byte read from it. Every error of the
+//! table below then arrives through [`TlsLayer`](crate::TlsLayer), as the
+//! same [`Error`](crate::Error); a layer of your own reading a `Routed`
+//! stream gets it inside an `io::Error` (`get_ref()` downcasts to it).
+//!
 //! # `https://` proxies
 //!
 //! TLS to the proxy belongs to the route, so the layer does it itself, with
