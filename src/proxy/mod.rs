@@ -60,7 +60,7 @@
 //! request) is queued in the [`Routed`] stream and leaves in the same write
 //! as the first bytes written to it, the target's `ClientHello`, and the
 //! answer is read before the first byte read from it. Every error of the
-//! table below then arrives through [`TlsLayer`](crate::TlsLayer), as the
+//! table above then arrives through [`TlsLayer`](crate::TlsLayer), as the
 //! same [`Error`](crate::Error); a layer of your own reading a `Routed`
 //! stream gets it inside an `io::Error` (`get_ref()` downcasts to it).
 //!
