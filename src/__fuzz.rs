@@ -71,11 +71,11 @@ pub fn connect_exchange(chunks: &[&[u8]], max_head: usize) -> Option<Exchange> {
             .collect(),
     };
     let request = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
-    let result = http1::exchange_answer(&mut io, request.to_vec(), max_head).now_or_never()?;
+    let result = http1::exchange_answer(&mut io, request, max_head).now_or_never()?;
     Some(match result {
         Ok(http1::Answer::Established(established)) => Exchange::Established {
-            head_end: established.pos,
-            buffered: established.buf.len(),
+            head_end: established.head_end,
+            buffered: established.head_end + established.rest.len(),
         },
         Ok(http1::Answer::Refused(refused)) => Exchange::Failed(refused.into_error().kind()),
         Err(e) => Exchange::Failed(e.kind()),

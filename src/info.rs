@@ -144,7 +144,9 @@ impl Timings {
     }
 
     /// From sending `CONNECT` to the end of the proxy's answer (or the
-    /// SOCKS handshake).
+    /// SOCKS handshake). With [optimistic data](crate::Proxy::with_optimistic_data),
+    /// from queueing the request to reading the answer during the TLS
+    /// handshake; [`Timings::tls`] is then the rest of the handshake.
     pub fn proxy_connect(&self) -> Option<Duration> {
         self.proxy_connect
     }

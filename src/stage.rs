@@ -109,6 +109,16 @@ pub trait RoutedStream: sealed::Sealed {
 
     /// The stream and how it was made, for the stage above to own.
     fn into_parts(self) -> (Self::Stream, ConnectionInfo);
+
+    /// Completes `info` with what the stream learned after the route was
+    /// handed up: the proxy's answer to an optimistic tunnel request, read
+    /// during the TLS handshake. Returns the time the answer took, when it
+    /// was read there.
+    #[doc(hidden)]
+    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) -> Option<std::time::Duration> {
+        let _ = (stream, info);
+        None
+    }
 }
 
 /// A routed stream whose application protocol is settled: TLS with its ALPN
@@ -131,6 +141,16 @@ pub trait Negotiated: sealed::Sealed {
 
     /// The stream and how it was made, for the stage above to own.
     fn into_parts(self) -> (Self::Stream, ConnectionInfo);
+
+    /// Completes `info` with what the stream learned after the route was
+    /// handed up: the proxy's answer to an optimistic tunnel request, read
+    /// during the TLS handshake. Returns the time the answer took, when it
+    /// was read there.
+    #[doc(hidden)]
+    fn settle(stream: &mut Self::Stream, info: &mut ConnectionInfo) -> Option<std::time::Duration> {
+        let _ = (stream, info);
+        None
+    }
 }
 
 pub(crate) mod sealed {

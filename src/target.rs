@@ -39,7 +39,7 @@ pub(crate) fn dial_uri(authority: &Authority) -> Uri {
     Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(authority.clone())
-        .path_and_query("/")
+        .path_and_query(http::uri::PathAndQuery::from_static("/"))
         .build()
         .expect("scheme http, a parsed authority and path / make a valid URI")
 }
@@ -50,6 +50,12 @@ pub(crate) fn bare_host(authority: &Authority) -> &str {
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)
+}
+
+/// Whether TLS to the target runs over the route (`https://`, `wss://`).
+pub(crate) fn is_tls(uri: &Uri) -> bool {
+    uri.scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss"))
 }
 
 #[cfg(test)]

@@ -1121,3 +1121,178 @@ async fn microsocks_drops_pipelined_socks5_and_the_error_says_so() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.to_string().contains("with_socks_pipelining"), "{err}");
 }
+
+// --- optimistic tunnel data: which real proxies carry it --------------------------------
+
+/// One request through `proxy` with optimistic data on: the tunnel request left with
+/// the `ClientHello`, and the proxy's answer was read during the TLS handshake.
+async fn optimistic_get(proxy: Proxy, kind: &str, what: &str) -> (TestOrigin, ConnectionInfo) {
+    let url = proxy.to_string();
+    let (origin, info) = tunnel_and_get(proxy.with_optimistic_data(true), what).await;
+    assert_route(&info, &url, kind);
+    assert!(info.timings().proxy_connect().is_some(), "{info}");
+    (origin, info)
+}
+
+/// What an error says, for comparing the optimistic and the plain one.
+fn facts(e: &Error) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {} {:?}",
+        e.kind(),
+        e.phase(),
+        e.proxy(),
+        e.target(),
+        e,
+        e.proxy_response()
+            .map(|r| (r.status(), r.reason().map(str::to_owned), r.headers().len())),
+    )
+}
+
+/// The refusal of `proxy` to a TLS origin, with and without optimistic data: the same.
+async fn same_refusal(proxy: Proxy) -> Error {
+    let origin = TestOrigin::start().await.unwrap();
+    let plain = connect(proxy.clone(), false, &origin.https_url())
+        .await
+        .expect_err("the proxy must refuse");
+    let optimistic = connect(proxy.with_optimistic_data(true), false, &origin.https_url())
+        .await
+        .expect_err("the proxy must refuse");
+    assert_eq!(facts(&optimistic), facts(&plain));
+    // The ClientHello sent with the request went nowhere.
+    assert_eq!(origin.connections(), 0);
+    optimistic
+}
+
+#[tokio::test]
+async fn squid_carries_optimistic_connect() {
+    let url = proxy_url!("SQUID_URL");
+    let (_, info) = optimistic_get(proxy(&url), "tunnel", "optimistic CONNECT through squid").await;
+    assert_eq!(
+        info.proxy_response().map(|r| r.status()),
+        Some(http::StatusCode::OK)
+    );
+}
+
+#[tokio::test]
+async fn squid_basic_carries_optimistic_connect_with_credentials() {
+    let url = proxy_url!("SQUID_BASIC_URL");
+    let (_, info) = optimistic_get(
+        proxy(&with_credentials(&url)),
+        "tunnel",
+        "optimistic CONNECT through squid-basic",
+    )
+    .await;
+    assert_eq!(info.proxy_auth(), Some("Basic"));
+}
+
+#[tokio::test]
+async fn squid_optimistic_407_and_403_are_the_plain_errors() {
+    let basic = proxy_url!("SQUID_BASIC_URL");
+    let err = same_refusal(proxy(&basic)).await;
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired, "{err}");
+    let wrong = with_userinfo(&basic, &credentials().0, "wrong");
+    let err = same_refusal(proxy(&wrong)).await;
+    assert_eq!(err.kind(), ErrorKind::ProxyAuthRequired, "{err}");
+    // squid-digest-only answers Basic credentials with 403.
+    let digest_only = proxy_url!("SQUID_DIGEST_ONLY_URL");
+    let err = same_refusal(proxy(&with_credentials(&digest_only))).await;
+    assert_eq!(err.kind(), ErrorKind::ProxyRefused, "{err}");
+    assert_eq!(err.status(), Some(http::StatusCode::FORBIDDEN));
+}
+
+#[tokio::test]
+async fn tinyproxy_carries_optimistic_connect() {
+    let url = proxy_url!("TINYPROXY_URL");
+    optimistic_get(
+        proxy(&url),
+        "tunnel",
+        "optimistic CONNECT through tinyproxy",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nghttpx_carries_optimistic_connect_over_http1() {
+    let Some(url) = interop_var("NGHTTPX_URL") else {
+        return;
+    };
+    let Some(ca) = interop_var("NGHTTPX_CA") else {
+        return;
+    };
+    let origin = TestOrigin::start().await.unwrap();
+    let target = format!("https://localhost:{}/", origin.addr().port());
+    let stack = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<Body>::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(
+            ProxyConnectLayer::new(
+                proxy(&url)
+                    .with_http2(tower_tunnel::Http2Mode::Never)
+                    .with_optimistic_data(true),
+            )
+            .with_proxy_tls(trusting(&ca)),
+        )
+        .service(HttpConnector::new());
+    let mut conn = bounded(stack.oneshot(target.parse().unwrap()))
+        .await
+        .unwrap_or_else(|e| panic!("optimistic CONNECT through nghttpx over HTTP/1.1: {e}"));
+    assert!(
+        conn.info().route().to_string().contains("tunnel"),
+        "{}",
+        conn.info()
+    );
+    assert!(conn.info().timings().proxy_connect().is_some());
+    let (parts, body) = get(&mut conn, "/").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body, HELLO_BODY);
+}
+
+#[tokio::test]
+async fn dante_carries_optimistic_socks() {
+    let url = proxy_url!("DANTE_SOCKS4_URL");
+    optimistic_get(proxy(&url), "socks4", "optimistic SOCKS4 through Dante").await;
+    let socks5 = url.replacen("socks4://", "socks5h://", 1);
+    optimistic_get(proxy(&socks5), "socks5", "optimistic SOCKS5 through Dante").await;
+    optimistic_get(
+        proxy(&socks5).with_socks_pipelining(true),
+        "socks5",
+        "optimistic, pipelined SOCKS5 through Dante",
+    )
+    .await;
+}
+
+/// microsocks reads the SOCKS5 request with one `recv` and drops what came with it: the
+/// `ClientHello` is lost, the TLS handshake times out, and the error says why.
+#[tokio::test]
+async fn microsocks_drops_optimistic_data_and_the_error_says_so() {
+    let url = proxy_url!("SOCKS5_URL");
+    for url in [
+        socks5h(&url),
+        with_credentials(&proxy_url!("SOCKS5_AUTH_URL")),
+    ] {
+        let origin = TestOrigin::start().await.unwrap();
+        let stack = ServiceBuilder::new()
+            .layer(AlpnDispatchLayer::<Body>::new())
+            .layer(
+                TlsLayer::new(client_config()).with_handshake_timeout(Some(Duration::from_secs(1))),
+            )
+            .layer(ProxyConnectLayer::new(
+                proxy(&url).with_optimistic_data(true),
+            ))
+            .service(HttpConnector::new());
+        let started = Instant::now();
+        let err = bounded(stack.oneshot(origin.https_url().parse().unwrap()))
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert_eq!(err.phase(), Some(tower_tunnel::Phase::Tls), "{err}");
+        assert!(err.to_string().contains("with_optimistic_data"), "{err}");
+        // Without it, the same server carries the tunnel.
+        tunnel_and_get(proxy(&url), "SOCKS5 through microsocks").await;
+    }
+}

@@ -29,6 +29,10 @@ pub enum Mode {
         count: usize,
         origin_port: u16,
     },
+    /// `--profile N [CLIENT]`: N phased connections per client (or only CLIENT:
+    /// `tower-tunnel`, `floor`, `hyper-util`) and protocol, and nothing else, for a
+    /// profiler (`valgrind --tool=callgrind`).
+    Profile(usize, Option<&'static str>),
     /// The benchmark itself.
     Bench(Args),
 }
@@ -54,6 +58,10 @@ pub fn mode() -> Result<Mode> {
             count: argv.get(3).ok_or("count")?.parse()?,
             origin_port: argv.get(4).ok_or("origin port")?.parse()?,
         },
+        Some("--profile") => Mode::Profile(
+            argv.get(2).ok_or("--profile N")?.parse()?,
+            argv.get(3).map(|k| &*Box::leak(k.clone().into_boxed_str())),
+        ),
         _ => Mode::Bench(parse_args()),
     })
 }

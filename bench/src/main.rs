@@ -62,6 +62,10 @@ fn main() -> Result<()> {
             let proxies: Vec<String> = std::env::args().skip(5).collect();
             scale::probe(route, count, origin_port, &proxies)
         }
+        Mode::Profile(n, only) => {
+            let (_server, env) = Server::start(false)?;
+            current_thread_runtime()?.block_on(runs::profile(&env, n, only))
+        }
         Mode::Bench(args) => bench(&args),
     }
 }

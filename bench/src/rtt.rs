@@ -53,10 +53,13 @@ pub enum Route {
     HttpsH1,
     HttpsH2Fresh,
     HttpsH2Reused,
+    ConnectOptimistic,
+    Socks5hOptimistic,
+    HttpsH1Optimistic,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 11] = [
         Route::Direct,
         Route::Connect,
         Route::Socks5,
@@ -65,7 +68,19 @@ impl Route {
         Route::HttpsH1,
         Route::HttpsH2Fresh,
         Route::HttpsH2Reused,
+        Route::ConnectOptimistic,
+        Route::Socks5hOptimistic,
+        Route::HttpsH1Optimistic,
     ];
+
+    /// Whether the route sends the target's `ClientHello` with its tunnel request
+    /// (`Proxy::with_optimistic_data`).
+    pub fn is_optimistic(self) -> bool {
+        matches!(
+            self,
+            Route::ConnectOptimistic | Route::Socks5hOptimistic | Route::HttpsH1Optimistic
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -79,6 +94,11 @@ impl Route {
             Route::HttpsH1 => "https:// proxy, HTTP/1.1 CONNECT",
             Route::HttpsH2Fresh => "https:// proxy, HTTP/2 CONNECT, fresh proxy connection",
             Route::HttpsH2Reused => "https:// proxy, HTTP/2 CONNECT, pooled proxy connection",
+            Route::ConnectOptimistic => {
+                "HTTP CONNECT, optimistic data (Proxy::with_optimistic_data)"
+            }
+            Route::Socks5hOptimistic => "SOCKS5 (socks5h://), pipelined and optimistic data",
+            Route::HttpsH1Optimistic => "https:// proxy, HTTP/1.1 CONNECT, optimistic data",
         }
     }
 
@@ -99,6 +119,11 @@ impl Route {
             Route::HttpsH1 | Route::HttpsH2Fresh => 5,
             // CONNECT stream + TLS + request.
             Route::HttpsH2Reused => 3,
+            // The ClientHello goes with the tunnel request: TCP + (CONNECT and TLS) +
+            // request; for SOCKS5 the greeting goes with them too.
+            Route::ConnectOptimistic | Route::Socks5hOptimistic => 3,
+            // TCP + proxy TLS + (CONNECT and TLS) + request.
+            Route::HttpsH1Optimistic => 4,
         }
     }
 }
@@ -215,12 +240,15 @@ impl Hops {
     fn proxy_url(&self, route: Route) -> Option<String> {
         match route {
             Route::Direct => None,
-            Route::Connect => Some(format!("http://{}", self.proxy)),
+            Route::Connect | Route::ConnectOptimistic => Some(format!("http://{}", self.proxy)),
             Route::Socks5 => Some(format!("socks5://{}", self.socks)),
-            Route::Socks5h | Route::Socks5hPipelined => Some(format!("socks5h://{}", self.socks)),
-            Route::HttpsH1 | Route::HttpsH2Fresh | Route::HttpsH2Reused => {
-                Some(format!("https://{}", self.h2_proxy))
+            Route::Socks5h | Route::Socks5hPipelined | Route::Socks5hOptimistic => {
+                Some(format!("socks5h://{}", self.socks))
             }
+            Route::HttpsH1
+            | Route::HttpsH2Fresh
+            | Route::HttpsH2Reused
+            | Route::HttpsH1Optimistic => Some(format!("https://{}", self.h2_proxy)),
         }
     }
 
@@ -236,16 +264,26 @@ impl Hops {
             (Route::Connect | Route::Socks5 | Route::Socks5h, Some(url)) => {
                 ProxyConnectLayer::new(Proxy::new(&url)?)
             }
+            (Route::ConnectOptimistic, Some(url)) => {
+                ProxyConnectLayer::new(Proxy::new(&url)?.with_optimistic_data(true))
+            }
             (Route::Socks5hPipelined, Some(url)) => {
                 ProxyConnectLayer::new(Proxy::new(&url)?.with_socks_pipelining(true))
             }
+            (Route::Socks5hOptimistic, Some(url)) => ProxyConnectLayer::new(
+                Proxy::new(&url)?
+                    .with_socks_pipelining(true)
+                    .with_optimistic_data(true),
+            ),
             (_, Some(url)) => {
                 let mode = match route {
-                    Route::HttpsH1 => Http2Mode::Never,
+                    Route::HttpsH1 | Route::HttpsH1Optimistic => Http2Mode::Never,
                     _ => Http2Mode::Required,
                 };
-                ProxyConnectLayer::new(Proxy::new(&url)?.with_http2(mode))
-                    .with_proxy_tls(Arc::clone(proxy_tls))
+                let proxy = Proxy::new(&url)?
+                    .with_http2(mode)
+                    .with_optimistic_data(route.is_optimistic());
+                ProxyConnectLayer::new(proxy).with_proxy_tls(Arc::clone(proxy_tls))
             }
         };
         Ok(ServiceBuilder::new()
@@ -332,13 +370,19 @@ fn curl(
     if route == Route::Socks5hPipelined {
         return Err("curl does not pipeline SOCKS5 (its row is the one above)".into());
     }
+    if route.is_optimistic() {
+        return Err("curl waits for the proxy's answer (its rows are above)".into());
+    }
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-w", "%{time_starttransfer}\\n", "--cacert", ca]);
         if let Some(proxy) = hops.proxy_url(route) {
             cmd.args(["-x", &proxy]);
-            if matches!(route, Route::HttpsH1 | Route::HttpsH2Reused) {
+            if matches!(
+                route,
+                Route::HttpsH1 | Route::HttpsH2Reused | Route::HttpsH1Optimistic
+            ) {
                 cmd.args(["--proxy-cacert", ca]);
             }
         }

@@ -473,6 +473,33 @@ async fn measure_nagle(
 
 /// One connection of each splittable client with a backtrace per allocation, grouped by
 /// phase and call site; run after a warm-up so lazy statics and session caches exist.
+/// `n` phased connections (each with its GET) per client and protocol, client by client,
+/// for a profiler: under callgrind each client's cost is the inclusive cost of its
+/// `connect_phased`/`connect` future (see BENCHMARKS.md, "Profile").
+pub async fn profile(env: &Env, n: usize, only: Option<&str>) -> Result<()> {
+    let t = Target::new(env)?;
+    let uri = t.h2_uri("/bytes/1024")?;
+    for proto in Proto::ALL {
+        let mut phased = Phased::new(env, proto)?;
+        for kind in ClientKind::PHASED {
+            if only.is_some_and(|o| o != kind.short_name()) {
+                continue;
+            }
+            // Bounded: n connections.
+            for _ in 0..n {
+                let mut m = Marks::start();
+                let (conn, _) = phased
+                    .connect_get(kind, &t, "/bytes/1024", &uri, &mut m)
+                    .await?;
+                drop(conn);
+                settle().await;
+            }
+            println!("{} {}: {n} connections", kind.short_name(), proto.name());
+        }
+    }
+    Ok(())
+}
+
 pub async fn trace_allocs(env: &Env) -> Result<()> {
     let t = Target::new(env)?;
     let uri = t.h2_uri("/bytes/1024")?;

@@ -144,11 +144,7 @@ impl<B> HttpConnection<B> {
                         req.headers_mut().insert(HOST, value);
                     }
                 }
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                let path = take_path(&mut req);
                 let forward = match self.info.proxy() {
                     Some(proxy) if self.info.route().is_forward() => Some(proxy),
                     _ => None,
@@ -181,11 +177,7 @@ impl<B> HttpConnection<B> {
             }
             Sender::Http2(_) => {
                 if req.uri().authority().is_none() {
-                    let path = req
-                        .uri()
-                        .path_and_query()
-                        .cloned()
-                        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                    let path = take_path(&mut req);
                     *req.uri_mut() = Uri::builder()
                         .scheme(if self.info.tls_version().is_some() {
                             Scheme::HTTPS
@@ -207,6 +199,15 @@ impl<B> HttpConnection<B> {
     fn fail(&self, kind: ErrorKind) -> Error {
         request_error(kind, &self.info)
     }
+}
+
+/// The request's path and query, moved out of its URI (a clone would copy
+/// a URI parsed from a string), `/` when it has none.
+fn take_path<B>(req: &mut Request<B>) -> PathAndQuery {
+    std::mem::take(req.uri_mut())
+        .into_parts()
+        .path_and_query
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
 fn request_error(kind: ErrorKind, info: &ConnectionInfo) -> Error {

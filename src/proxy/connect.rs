@@ -11,6 +11,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::handshake::Handshake;
+use super::optimistic::{Expect, Pending};
 use super::pool::{self, Lease, Pool};
 use super::protocol::http2::{self, H2Stream};
 use super::protocol::{http1, socks};
@@ -70,6 +71,7 @@ where
         pool: &pool,
         target: &target,
         depth: 0,
+        tls_target: crate::target::is_tls(&dst),
     };
     async {
         let mut routed = attempt.hops(&dst, &hops, skipped).await?;
@@ -124,6 +126,9 @@ struct Attempt<'a, S> {
     pool: &'a Pool,
     target: &'a Authority,
     depth: usize,
+    /// Whether TLS to the target runs over the route, so the first bytes
+    /// written to it are a `ClientHello` (optimistic data may carry them).
+    tls_target: bool,
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -258,6 +263,7 @@ where
                 pool: self.pool,
                 target: to,
                 depth: self.depth + 1,
+                tls_target: false,
             };
             // Each hop's errors name that hop, and the next proxy as its
             // target.
@@ -366,6 +372,22 @@ where
         let started = Instant::now();
         let mut handshake = Handshake::new(proxy, self.target);
         let mut authorization = handshake.start();
+        if self.is_optimistic(proxy) {
+            // The request goes with the ClientHello; the answer is read
+            // before the ServerHello.
+            let request = http1::encode_request(self.target, proxy, authorization.as_ref());
+            let expect = Expect::Http1 {
+                max_head: self.config.max_response_bytes,
+            };
+            return Ok(self.optimistic(
+                proxy,
+                hop,
+                request,
+                expect,
+                route_tunnel(proxy),
+                handshake.scheme(),
+            ));
+        }
         let mut redialed = false;
         // The 407 the next request answers on a kept connection, while a
         // connection-bound handshake goes on.
@@ -442,10 +464,7 @@ where
         info.timings.proxy_connect = Some(connected);
         info.proxy_response = Some(established.response);
         info.proxy_auth = handshake.scheme();
-        Ok(Routed::new(
-            Tunnel::hop(hop.io, established.buf, established.pos),
-            info,
-        ))
+        Ok(Routed::new(Tunnel::hop(hop.io, established.rest, 0), info))
     }
 
     async fn exchange(
@@ -454,8 +473,10 @@ where
         proxy: &Proxy,
         authorization: Option<&HeaderValue>,
     ) -> Result<http1::Answer, Error> {
-        let request = http1::encode_request(self.target, proxy, authorization);
-        let exchange = http1::exchange_answer(io, request, self.config.max_response_bytes);
+        let mut request = http1::RequestBuf::new();
+        http1::write_request(&mut request, self.target, proxy, authorization);
+        let exchange =
+            http1::exchange_answer(io, request.as_slice(), self.config.max_response_bytes);
         within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await?
     }
 
@@ -735,6 +756,9 @@ where
         let mut hop = self.first_hop(proxy, ProxyAlpn::Http1).await?;
         let started = Instant::now();
         let creds = proxy.credentials();
+        if self.is_optimistic(proxy) {
+            return self.socks_optimistic(proxy, hop, protocol, target).await;
+        }
         let (handshake, route) = match proxy.kind() {
             ProxyKind::Socks4 => (
                 futures_util::future::Either::Left(socks::socks4a_handshake(
@@ -784,6 +808,101 @@ where
         info.timings = hop.timings();
         info.timings.proxy_connect = Some(started.elapsed());
         Ok(Routed::new(Tunnel::hop(hop.io, Vec::new(), 0), info))
+    }
+}
+
+impl<S> Attempt<'_, S>
+where
+    S: Service<Uri> + Send,
+    S::Future: Send,
+    S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    /// Whether the tunnel request to `proxy` leaves with the target's
+    /// `ClientHello` ([`Proxy::with_optimistic_data`]): only for the last
+    /// proxy of the route, and only when TLS to the target follows.
+    fn is_optimistic(&self, proxy: &Proxy) -> bool {
+        self.tls_target && self.depth == 0 && proxy.is_optimistic_data()
+    }
+
+    /// The route, with `request` to send with the first write and its
+    /// answer to read before the first read. `proxy_connect` and the
+    /// proxy's answer are filled in once the answer is read.
+    fn optimistic(
+        &self,
+        proxy: &Proxy,
+        hop: Dialed<S::Response>,
+        request: Vec<u8>,
+        expect: Expect,
+        route: Route,
+        auth: Option<&'static str>,
+    ) -> Routed<S::Response> {
+        tracing::debug!("tunnel request queued, to go with the first bytes of the tunnel");
+        let pending = Pending::new(
+            request,
+            expect,
+            proxy.authority().clone(),
+            self.target.clone(),
+        );
+        let mut info = ConnectionInfo::new(self.target.clone(), route);
+        info.timings = hop.timings();
+        info.proxy_auth = auth;
+        Routed::new(Tunnel::optimistic(hop.io, pending), info)
+    }
+
+    /// SOCKS with optimistic data: the greeting and authentication as
+    /// usual (unless pipelined), then the request goes with the first
+    /// bytes of the tunnel.
+    async fn socks_optimistic(
+        &mut self,
+        proxy: &Proxy,
+        mut hop: Dialed<S::Response>,
+        protocol: ProxyProtocol,
+        target: socks::TargetAddr,
+    ) -> Result<Routed<S::Response>, Error> {
+        let fail = |e: socks::SocksError| socks_error(e, protocol);
+        let creds = proxy.credentials();
+        let (deferred, route) = match proxy.kind() {
+            ProxyKind::Socks4 | ProxyKind::Socks4a => {
+                let route = if proxy.kind() == ProxyKind::Socks4 {
+                    Route::Socks4 {
+                        proxy: proxy.authority().clone(),
+                    }
+                } else {
+                    Route::Socks4a {
+                        proxy: proxy.authority().clone(),
+                    }
+                };
+                let user = creds.map(|c| c.user.as_str());
+                (socks::socks4a_start(&target, user).map_err(fail)?, route)
+            }
+            _ => {
+                let start = socks::socks5_start(
+                    &mut hop.io,
+                    &target,
+                    creds.map(|c| (c.user.as_str(), c.password.as_str())),
+                    proxy.is_socks_pipelining(),
+                );
+                let deferred = within(self.config.connect_timeout, Phase::ProxyConnect, start)
+                    .await?
+                    .map_err(fail)?;
+                let route = Route::Socks5 {
+                    proxy: proxy.authority().clone(),
+                };
+                (deferred, route)
+            }
+        };
+        let expect = Expect::Socks {
+            protocol,
+            replies: deferred.replies,
+        };
+        Ok(self.optimistic(proxy, hop, deferred.request, expect, route, None))
+    }
+}
+
+fn route_tunnel(proxy: &Proxy) -> Route {
+    Route::Tunnel {
+        proxy: proxy.authority().clone(),
     }
 }
 
@@ -897,7 +1016,7 @@ fn closed_under(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
+pub(super) fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Error {
     use socks::SocksError as S;
     let kind = match &e {
         S::NoAcceptableMethods | S::AuthRequired => ErrorKind::ProxyAuthRequired,

@@ -53,6 +53,17 @@
 //! | not HTTP (garbage, a TLS record) | `ProxyMalformed` |
 //! | `HTTP/2.0` or `HTTP/9.9` status line | `ProxyBadVersion` |
 //!
+//! # Optimistic data
+//!
+//! With [`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data),
+//! the layer does not wait for the answer: the `CONNECT` (or the SOCKS
+//! request) is queued in the [`Routed`] stream and leaves in the same write
+//! as the first bytes written to it, the target's `ClientHello`, and the
+//! answer is read before the first byte read from it. Every error of the
+//! table above then arrives through [`TlsLayer`](crate::TlsLayer), as the
+//! same [`Error`](crate::Error); a layer of your own reading a `Routed`
+//! stream gets it inside an `io::Error` (`get_ref()` downcasts to it).
+//!
 //! # `https://` proxies
 //!
 //! TLS to the proxy belongs to the route, so the layer does it itself, with
@@ -84,6 +95,7 @@ mod connect;
 pub mod future;
 mod handshake;
 mod layer;
+mod optimistic;
 mod pool;
 pub(crate) mod protocol;
 mod proxy_tls;
@@ -93,6 +105,7 @@ mod service;
 use std::time::Duration;
 
 pub use self::layer::ProxyConnectLayer;
+pub(crate) use self::optimistic::unwrap_error;
 pub use self::routed::{Routed, Tunnel};
 pub use self::service::ProxyConnect;
 

@@ -4,12 +4,14 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use super::protocol::http2::H2Stream;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use pin_project_lite::pin_project;
 
+use super::optimistic::Pending;
 use super::pool::Lease;
 use super::proxy_tls::FirstHop;
 use crate::info::ConnectionInfo;
@@ -64,6 +66,14 @@ impl<T> RoutedStream for Routed<T> {
     fn into_parts(self) -> (Tunnel<T>, ConnectionInfo) {
         (self.tunnel, self.info)
     }
+
+    fn settle(tunnel: &mut Tunnel<T>, info: &mut ConnectionInfo) -> Option<Duration> {
+        let pending = tunnel.pending.as_mut().filter(|p| p.is_open())?;
+        let (response, elapsed) = pending.take_answer();
+        info.proxy_response = response.or(info.proxy_response.take());
+        info.timings.proxy_connect = elapsed.or(info.timings.proxy_connect);
+        elapsed
+    }
 }
 
 impl<T: fmt::Debug> fmt::Debug for Routed<T> {
@@ -95,11 +105,19 @@ pin_project! {
     /// Bytes the proxy sent after its answer's blank line, in the same read,
     /// are replayed first; when there are none there is no extra buffer.
     /// Vectored writes pass through to the stream below.
+    ///
+    /// With [optimistic data](crate::Proxy::with_optimistic_data), the
+    /// tunnel request goes out with the first write, and the first read
+    /// reads the proxy's answer first: a refusal is an `io::Error` whose
+    /// inner error is the crate's [`Error`](crate::Error).
     pub struct Tunnel<T> {
         #[pin]
         io: Io<T>,
         // Tunnel bytes read together with the CONNECT answer: `buf[pos..]`.
         rewind: Option<Rewind>,
+        // The tunnel request, sent with the first write and answered
+        // before the first read (optimistic data).
+        pending: Option<Box<Pending>>,
     }
 }
 
@@ -116,6 +134,17 @@ impl<T> Tunnel<T> {
         Tunnel {
             io: Io::Hop { io },
             rewind,
+            pending: None,
+        }
+    }
+
+    /// The connection to the first hop, with the tunnel request `pending`:
+    /// sent with the first write, answered before the first read.
+    pub(crate) fn optimistic(io: FirstHop<T>, pending: Box<Pending>) -> Self {
+        Tunnel {
+            io: Io::Hop { io },
+            rewind: None,
+            pending: Some(pending),
         }
     }
 
@@ -124,6 +153,7 @@ impl<T> Tunnel<T> {
         Tunnel {
             io: Io::H2 { io, lease },
             rewind: None,
+            pending: None,
         }
     }
 
@@ -162,7 +192,8 @@ impl<T> Tunnel<T> {
     /// Splits into the base connector's stream and the tunnel bytes not yet
     /// read from it. The stream is `None` where it is not a plain stream of
     /// its own: inside TLS to the proxy, or one stream of a shared HTTP/2
-    /// connection.
+    /// connection, and while an [optimistic](crate::Proxy::with_optimistic_data)
+    /// tunnel request is unanswered (its bytes are in this value only).
     pub fn into_inner(self) -> (Option<T>, Vec<u8>) {
         let rest = match self.rewind {
             Some(Rewind { mut buf, pos }) => {
@@ -171,6 +202,9 @@ impl<T> Tunnel<T> {
             }
             None => Vec::new(),
         };
+        if self.pending.as_ref().is_some_and(|p| !p.is_open()) {
+            return (None, rest);
+        }
         let io = match self.io {
             Io::Hop {
                 io: FirstHop::Plain(io),
@@ -198,7 +232,16 @@ impl<T: Read + Write + Unpin> Read for Tunnel<T> {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
+        let mut this = self.project();
+        if let Some(pending) = this.pending.as_mut().filter(|p| !p.is_open()) {
+            let IoProj::Hop { io } = this.io.as_mut().project() else {
+                unreachable!("optimistic data runs on the first hop only")
+            };
+            let rest = ready!(pending.poll_answer(io, cx))?;
+            if !rest.is_empty() {
+                *this.rewind = Some(Rewind { buf: rest, pos: 0 });
+            }
+        }
         if let Some(rewind) = this.rewind {
             let rest = &rewind.buf[rewind.pos..];
             let n = rest.len().min(buf.remaining());
@@ -222,22 +265,38 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.project().io.project() {
-            IoProj::Hop { io } => io.poll_write(cx, buf),
+        let this = self.project();
+        match this.io.project() {
+            IoProj::Hop { io } => match this.pending.as_mut().filter(|p| p.is_sending()) {
+                Some(pending) => pending.poll_queue(io, cx, &[io::IoSlice::new(buf)]),
+                None => io.poll_write(cx, buf),
+            },
             IoProj::H2 { io, .. } => Pin::new(io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.project().io.project() {
-            IoProj::Hop { io } => io.poll_flush(cx),
+        let this = self.project();
+        match this.io.project() {
+            IoProj::Hop { mut io } => {
+                if let Some(pending) = this.pending.as_mut().filter(|p| p.is_sending()) {
+                    ready!(pending.poll_send(io.as_mut(), cx))?;
+                }
+                io.poll_flush(cx)
+            }
             IoProj::H2 { io, .. } => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.project().io.project() {
-            IoProj::Hop { io } => io.poll_shutdown(cx),
+        let this = self.project();
+        match this.io.project() {
+            IoProj::Hop { mut io } => {
+                if let Some(pending) = this.pending.as_mut().filter(|p| p.is_sending()) {
+                    ready!(pending.poll_send(io.as_mut(), cx))?;
+                }
+                io.poll_shutdown(cx)
+            }
             IoProj::H2 { io, .. } => Pin::new(io).poll_shutdown(cx),
         }
     }
@@ -254,8 +313,12 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.project().io.project() {
-            IoProj::Hop { io } => io.poll_write_vectored(cx, bufs),
+        let this = self.project();
+        match this.io.project() {
+            IoProj::Hop { io } => match this.pending.as_mut().filter(|p| p.is_sending()) {
+                Some(pending) => pending.poll_queue(io, cx, bufs),
+                None => io.poll_write_vectored(cx, bufs),
+            },
             IoProj::H2 { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
         }
     }

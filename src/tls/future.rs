@@ -142,6 +142,15 @@ where
                                     this.state.set(State::Done);
                                     let e = Error::timeout(Phase::Tls, limit);
                                     return Poll::Ready(Err(match &info {
+                                        Some(info) if was_optimistic(info) => in_context(
+                                            e.with_detail(
+                                                "the tunnel request carried the ClientHello: \
+                                                 this proxy may drop data sent with it \
+                                                 (microsocks does); turn \
+                                                 Proxy::with_optimistic_data off",
+                                            ),
+                                            info,
+                                        ),
                                         Some(info) => in_context(e, info),
                                         None => e,
                                     }));
@@ -155,15 +164,23 @@ where
                         return Poll::Ready(Err(polled_after_done()));
                     };
                     this.state.set(State::Done);
-                    let stream = match result {
+                    let mut stream = match result {
                         Ok(stream) => stream,
+                        // The proxy refused an optimistic tunnel request,
+                        // or its answer could not be read: that error, as
+                        // it is, not a TLS failure.
                         Err(e) => {
-                            return Poll::Ready(Err(in_context(
-                                Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e),
-                                &info,
-                            )))
+                            let e = crate::proxy::unwrap_error(e).unwrap_or_else(|e| {
+                                Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e)
+                            });
+                            return Poll::Ready(Err(in_context(e, &info)));
                         }
                     };
+                    // An optimistic tunnel request was answered during the
+                    // handshake: that wait is the proxy's phase, the rest
+                    // is TLS, so the phases still add up to the whole.
+                    let answered = R::settle(stream.get_mut().0.inner_mut(), &mut info);
+                    let elapsed = elapsed.saturating_sub(answered.unwrap_or_default());
                     let conn = stream.get_ref().1;
                     info.alpn = conn.alpn_protocol().map(|p| match p {
                         // The common answers need no allocation.
@@ -191,6 +208,14 @@ where
             }
         }
     }
+}
+
+/// Whether the route's tunnel request went with the first bytes of the
+/// TLS handshake ([`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data)).
+fn was_optimistic(info: &ConnectionInfo) -> bool {
+    !info.route().is_h2_tunnel()
+        && !info.route().is_direct()
+        && info.proxy().is_some_and(|p| p.is_optimistic_data())
 }
 
 /// Names the target and the proxy of the route in an error of this stage.

@@ -27,9 +27,18 @@ pub(crate) fn encode_request(
     proxy: &Proxy,
     authorization: Option<&HeaderValue>,
 ) -> Vec<u8> {
-    // Sized for the proxy's answer too: `exchange` reads it into this
-    // buffer, so a typical CONNECT costs one allocation.
     let mut req = Vec::with_capacity(READ_BUFFER);
+    write_request(&mut req, target, proxy, authorization);
+    req
+}
+
+/// Writes the request of [`encode_request`] into `req`.
+pub(crate) fn write_request(
+    req: &mut impl Sink,
+    target: &Authority,
+    proxy: &Proxy,
+    authorization: Option<&HeaderValue>,
+) {
     // RFC 9110 §9.3.6: the request-target of CONNECT is authority-form, and
     // `Host` carries the same authority.
     for part in [
@@ -39,23 +48,81 @@ pub(crate) fn encode_request(
         target.as_str(),
         "\r\n",
     ] {
-        req.extend_from_slice(part.as_bytes());
+        req.put(part.as_bytes());
     }
     if let Some(auth) = authorization.or(proxy.authorization()) {
-        push_header(&mut req, &http::header::PROXY_AUTHORIZATION, auth);
+        push_header(req, &http::header::PROXY_AUTHORIZATION, auth);
     }
     for (name, value) in proxy.headers() {
-        push_header(&mut req, name, value);
+        push_header(req, name, value);
     }
-    req.extend_from_slice(b"\r\n");
-    req
+    req.put(b"\r\n");
 }
 
-fn push_header(req: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    req.extend_from_slice(name.as_str().as_bytes());
-    req.extend_from_slice(b": ");
-    req.extend_from_slice(value.as_bytes());
-    req.extend_from_slice(b"\r\n");
+fn push_header(req: &mut impl Sink, name: &HeaderName, value: &HeaderValue) {
+    req.put(name.as_str().as_bytes());
+    req.put(b": ");
+    req.put(value.as_bytes());
+    req.put(b"\r\n");
+}
+
+/// Where a request is written.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// A request buffer on the stack, moving to the heap only when a request
+/// outgrows it (long names, many extra headers): a typical `CONNECT`
+/// allocates nothing.
+pub(crate) struct RequestBuf {
+    inline: [u8; INLINE_REQUEST],
+    len: usize,
+    heap: Option<Vec<u8>>,
+}
+
+const INLINE_REQUEST: usize = 512;
+
+impl RequestBuf {
+    pub(crate) fn new() -> Self {
+        RequestBuf {
+            inline: [0; INLINE_REQUEST],
+            len: 0,
+            heap: None,
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.heap {
+            Some(heap) => heap,
+            None => &self.inline[..self.len],
+        }
+    }
+}
+
+impl Sink for RequestBuf {
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(heap) = &mut self.heap {
+            return heap.extend_from_slice(bytes);
+        }
+        match self.inline.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => {
+                let mut heap = Vec::with_capacity(2 * (self.len + bytes.len()));
+                heap.extend_from_slice(&self.inline[..self.len]);
+                heap.extend_from_slice(bytes);
+                self.heap = Some(heap);
+            }
+        }
+    }
 }
 
 /// What one complete response head in the buffer says.
@@ -155,11 +222,12 @@ fn parse_error_text(e: httparse::Error) -> &'static str {
     }
 }
 
-/// The tunnel is open; `buf[pos..]` are tunnel bytes that arrived with the
-/// answer.
+/// The tunnel is open; `rest` are tunnel bytes that arrived with the
+/// answer, whose head (interim responses included) was `head_end` bytes.
 pub(crate) struct Established {
-    pub(crate) buf: Vec<u8>,
-    pub(crate) pos: usize,
+    pub(crate) rest: Vec<u8>,
+    #[cfg_attr(not(feature = "__fuzz"), allow(dead_code))]
+    pub(crate) head_end: usize,
     pub(crate) response: ProxyResponse,
 }
 
@@ -184,12 +252,17 @@ impl Refused {
     /// `ProxyAuthRequired` for a 407, `ProxyRefused` for anything else,
     /// with the answer.
     pub(crate) fn into_error(self) -> Error {
-        let kind = if self.response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+        Refused::error_for(self.response)
+    }
+
+    /// The error for a refusal that says `response`.
+    pub(crate) fn error_for(response: ProxyResponse) -> Error {
+        let kind = if response.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
             ErrorKind::ProxyAuthRequired
         } else {
             ErrorKind::ProxyRefused
         };
-        Error::new(kind, Some(Phase::ProxyConnect)).with_response(self.response)
+        Error::new(kind, Some(Phase::ProxyConnect)).with_response(response)
     }
 }
 
@@ -199,107 +272,191 @@ impl Refused {
 /// step of a handshake ([`Refused::into_error`] makes it the error).
 pub(crate) async fn exchange_answer<T>(
     io: &mut T,
-    request: Vec<u8>,
+    request: &[u8],
     max_head: usize,
 ) -> Result<Answer, Error>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
-    let fail = |kind: ErrorKind| Error::new(kind, Some(Phase::ProxyConnect));
-    // A proxy that closes on us may do it with a reset (it had unread input), so a
-    // reset says "closed" as much as an end of stream does: before any answer byte it
-    // is `ProxyClosed`, in the middle of one `ProxyTruncated`; the io::Error stays the
-    // source.
-    let io_fail = |e: std::io::Error, received: usize| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::BrokenPipe
-            | std::io::ErrorKind::UnexpectedEof
-                if received == 0 =>
-            {
-                ErrorKind::ProxyClosed
-            }
-            std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::UnexpectedEof => ErrorKind::ProxyTruncated,
-            _ => ErrorKind::Io,
-        };
-        fail(kind).with_source(e)
-    };
     let mut io = TokioIo::new(io);
-    io.write_all(&request).await.map_err(|e| io_fail(e, 0))?;
-    io.flush().await.map_err(|e| io_fail(e, 0))?;
+    io.write_all(request).await.map_err(|e| io_error(e, 0))?;
+    io.flush().await.map_err(|e| io_error(e, 0))?;
 
     let started = Instant::now();
-    // The request's allocation becomes the answer's buffer.
-    let mut buf = request;
-    buf.clear();
     let mut pos = 0; // start of the response head being parsed
-    let mut received = 0usize; // head bytes seen, interim responses included
+                     // A typical answer (a status line and a few headers) fits on the stack:
+                     // the heap is used only for the tunnel bytes that came with it, if any,
+                     // and for longer answers.
+    let mut stack = [0u8; READ_BUFFER];
+    let mut filled = 0;
+    let cap = max_head.min(READ_BUFFER);
+    // Bounded: every turn reads at least one byte, up to `cap`.
     loop {
-        match parse_reply(&buf[pos..]) {
-            Ok(Some(Reply::Established(len, response))) => {
+        match final_head(&stack[..filled], &mut pos)? {
+            Some(Head::Established(end, response)) => {
                 tracing::trace!(elapsed = ?started.elapsed(), "proxy opened the tunnel");
                 return Ok(Answer::Established(Established {
-                    buf,
-                    pos: pos + len,
+                    rest: stack[end..filled].to_vec(),
+                    head_end: end,
                     response,
                 }));
             }
-            Ok(Some(Reply::Interim(len))) => {
-                pos += len;
-                continue;
+            Some(Head::Refused(end, response)) => {
+                return Ok(Answer::Refused(Refused {
+                    buf: stack[..filled].to_vec(),
+                    pos: end,
+                    response,
+                }));
             }
-            Ok(Some(Reply::Refused(len, response))) => {
+            None => {}
+        }
+        if filled >= cap {
+            break;
+        }
+        let n = match io.read(&mut stack[filled..cap]).await {
+            Ok(n) => n,
+            Err(e) => return Err(io_error(e, filled)),
+        };
+        if n == 0 {
+            return Err(closed(filled));
+        }
+        filled += n;
+    }
+    // A longer answer: on in a buffer that grows up to the cap.
+    let mut buf = stack[..filled].to_vec();
+    let mut received = filled; // head bytes seen, interim responses included
+    loop {
+        match final_head(&buf, &mut pos)? {
+            Some(Head::Established(end, response)) => {
+                tracing::trace!(elapsed = ?started.elapsed(), "proxy opened the tunnel");
+                buf.drain(..end);
+                return Ok(Answer::Established(Established {
+                    rest: buf,
+                    head_end: end,
+                    response,
+                }));
+            }
+            Some(Head::Refused(end, response)) => {
                 return Ok(Answer::Refused(Refused {
                     buf,
-                    pos: pos + len,
+                    pos: end,
                     response,
                 }));
             }
-            Ok(None) => {}
-            Err(ParseError::TooManyHeaders) => {
-                return Err(fail(ErrorKind::ProxyHeadersTooLarge)
-                    .with_detail(format!("more than {MAX_HEADERS} headers")))
-            }
-            Err(ParseError::BadVersion) => {
-                return Err(fail(ErrorKind::ProxyBadVersion).with_detail(version_seen(&buf[pos..])))
-            }
-            Err(ParseError::TlsRecord) => {
-                return Err(fail(ErrorKind::ProxyMalformed)
-                    .with_detail("it sent a TLS record, not HTTP: is it an https:// proxy?"))
-            }
-            Err(ParseError::Malformed(what)) => {
-                return Err(fail(ErrorKind::ProxyMalformed).with_detail(what))
-            }
-        }
-        if received >= max_head {
-            return Err(fail(ErrorKind::ProxyHeadersTooLarge)
-                .with_detail(format!("more than {max_head} bytes of headers")));
+            None => {}
         }
         // Read no further than the cap allows: an endless answer stops here
         // and memory stays bounded by `max_head`.
-        let start = buf.len();
-        if buf.capacity() - start < READ_BUFFER / 2 {
-            buf.reserve(READ_BUFFER.max(start));
-        }
-        let want = (max_head - received).min(buf.capacity() - start);
-        buf.resize(start + want, 0);
+        let start = grow_for_read(&mut buf, received, max_head)?;
         let n = match io.read(&mut buf[start..]).await {
             Ok(n) => n,
-            Err(e) => return Err(io_fail(e, received)),
+            Err(e) => return Err(io_error(e, received)),
         };
         buf.truncate(start + n);
         if n == 0 {
-            return Err(fail(if received == 0 {
-                ErrorKind::ProxyClosed
-            } else {
-                ErrorKind::ProxyTruncated
-            }));
+            return Err(closed(received));
         }
         received += n;
     }
+}
+
+/// The final answer's head in `buf[*pos..]`, interim responses skipped
+/// (`*pos` moves past them); `Ok(None)` means more bytes are needed.
+pub(crate) fn final_head(buf: &[u8], pos: &mut usize) -> Result<Option<Head>, Error> {
+    let fail = |kind: ErrorKind| Error::new(kind, Some(Phase::ProxyConnect));
+    loop {
+        return match parse_reply(&buf[*pos..]) {
+            Ok(Some(Reply::Established(len, response))) => {
+                Ok(Some(Head::Established(*pos + len, response)))
+            }
+            Ok(Some(Reply::Interim(len))) => {
+                *pos += len;
+                continue;
+            }
+            Ok(Some(Reply::Refused(len, response))) => {
+                Ok(Some(Head::Refused(*pos + len, response)))
+            }
+            Ok(None) => Ok(None),
+            Err(ParseError::TooManyHeaders) => Err(fail(ErrorKind::ProxyHeadersTooLarge)
+                .with_detail(format!("more than {MAX_HEADERS} headers"))),
+            Err(ParseError::BadVersion) => {
+                Err(fail(ErrorKind::ProxyBadVersion).with_detail(version_seen(&buf[*pos..])))
+            }
+            Err(ParseError::TlsRecord) => Err(fail(ErrorKind::ProxyMalformed)
+                .with_detail("it sent a TLS record, not HTTP: is it an https:// proxy?")),
+            Err(ParseError::Malformed(what)) => {
+                Err(fail(ErrorKind::ProxyMalformed).with_detail(what))
+            }
+        };
+    }
+}
+
+/// The final head of an answer, and where it ends in the buffer.
+#[derive(Debug)]
+pub(crate) enum Head {
+    /// A 2xx: tunnel bytes start at the offset.
+    Established(usize, ProxyResponse),
+    /// Anything else: its body, if any, starts at the offset.
+    Refused(usize, ProxyResponse),
+}
+
+/// Makes room in `buf` for the next read of an answer of which `received`
+/// bytes came so far, and returns where the read goes (`buf[start..]`);
+/// fails once `max_head` bytes came without a complete head.
+pub(crate) fn grow_for_read(
+    buf: &mut Vec<u8>,
+    received: usize,
+    max_head: usize,
+) -> Result<usize, Error> {
+    if received >= max_head {
+        return Err(
+            Error::new(ErrorKind::ProxyHeadersTooLarge, Some(Phase::ProxyConnect))
+                .with_detail(format!("more than {max_head} bytes of headers")),
+        );
+    }
+    let start = buf.len();
+    if buf.capacity() - start < READ_BUFFER / 2 {
+        buf.reserve(READ_BUFFER.max(start));
+    }
+    let want = (max_head - received).min(buf.capacity() - start);
+    buf.resize(start + want, 0);
+    Ok(start)
+}
+
+/// The end of the stream after `received` bytes of the answer.
+pub(crate) fn closed(received: usize) -> Error {
+    Error::new(
+        if received == 0 {
+            ErrorKind::ProxyClosed
+        } else {
+            ErrorKind::ProxyTruncated
+        },
+        Some(Phase::ProxyConnect),
+    )
+}
+
+/// A failed read or write, after `received` bytes of the answer.
+///
+/// A proxy that closes on us may do it with a reset (it had unread input), so a
+/// reset says "closed" as much as an end of stream does: before any answer byte it
+/// is `ProxyClosed`, in the middle of one `ProxyTruncated`; the io::Error stays the
+/// source.
+pub(crate) fn io_error(e: std::io::Error, received: usize) -> Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof
+            if received == 0 =>
+        {
+            ErrorKind::ProxyClosed
+        }
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => ErrorKind::ProxyTruncated,
+        _ => ErrorKind::Io,
+    };
+    Error::new(kind, Some(Phase::ProxyConnect)).with_source(e)
 }
 
 /// The most body (framing included) of a refused answer that is read to
@@ -903,7 +1060,7 @@ mod tests {
             b"cd",
         ]);
         let request = b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n".to_vec();
-        let Answer::Refused(r) = exchange_answer(&mut io, request, 16384)
+        let Answer::Refused(r) = exchange_answer(&mut io, &request, 16384)
             .now_or_never()
             .unwrap()
             .unwrap()

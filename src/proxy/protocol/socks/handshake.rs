@@ -51,12 +51,28 @@ pub(crate) async fn socks5_handshake<T>(
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
+    let deferred = socks5_start(io, &target, auth, pipelined).await?;
+    deferred.finish(io).await?;
+    tracing::trace!(%target, pipelined, "SOCKS5 proxy opened the tunnel");
+    Ok(())
+}
+
+/// The SOCKS5 handshake up to its last message, which is returned unsent
+/// with the replies it will get: the greeting and authentication are done,
+/// unless `pipelined`, where everything is left to send in one write.
+pub(crate) async fn socks5_start<T>(
+    io: &mut T,
+    target: &TargetAddr,
+    auth: Option<(&str, &str)>,
+    pipelined: bool,
+) -> Result<Deferred, SocksError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
     // Encode everything first: an unsendable name or credential fails
     // before a byte goes to the proxy.
-    let connect = encode_connect(&target)?;
+    let connect = encode_connect(target)?;
     let user_pass = auth.map(|(u, p)| encode_user_pass(u, p)).transpose()?;
-    let mut io = TokioIo::new(io);
-    let mut buf = [0u8; MAX_REPLY];
 
     if pipelined {
         let mut msg = encode_single_method_greeting(user_pass.is_some());
@@ -64,36 +80,32 @@ where
             msg.extend_from_slice(user_pass);
         }
         msg.extend_from_slice(&connect);
-        send(&mut io, &msg).await?;
-        let method =
-            read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
-        match (method, &user_pass) {
-            (Method::UserPass, Some(_)) => {
-                read_reply(&mut io, &mut buf, parse_auth_status).await?;
-            }
-            (Method::None, None) => {}
-            // Only one method was offered: anything else breaks the
-            // messages already sent after the greeting.
-            (Method::None, Some(_)) => {
-                return Err(SocksError::Malformed(Malformed::UnofferedMethod(0x00)))
-            }
-            (Method::UserPass, None) => return Err(SocksError::AuthRequired),
+        let mut replies = vec![Reply::Method {
+            user_pass: user_pass.is_some(),
+        }];
+        if user_pass.is_some() {
+            replies.push(Reply::AuthStatus);
         }
-    } else {
-        send(&mut io, &encode_greeting(user_pass.is_some())).await?;
-        let method =
-            read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
-        if method == Method::UserPass {
-            if let Some(msg) = &user_pass {
-                send(&mut io, msg).await?;
-                read_reply(&mut io, &mut buf, parse_auth_status).await?;
-            }
-        }
-        send(&mut io, &connect).await?;
+        replies.push(Reply::Socks5);
+        return Ok(Deferred {
+            request: msg,
+            replies,
+        });
     }
-    let bound = read_reply(&mut io, &mut buf, parse_socks5_reply).await?;
-    tracing::trace!(?bound, %target, pipelined, "SOCKS5 proxy opened the tunnel");
-    Ok(())
+    let mut io = TokioIo::new(io);
+    let mut buf = [0u8; MAX_REPLY];
+    send(&mut io, &encode_greeting(user_pass.is_some())).await?;
+    let method = read_reply(&mut io, &mut buf, |b| parse_method(b, user_pass.is_some())).await?;
+    if method == Method::UserPass {
+        if let Some(msg) = &user_pass {
+            send(&mut io, msg).await?;
+            read_reply(&mut io, &mut buf, parse_auth_status).await?;
+        }
+    }
+    Ok(Deferred {
+        request: connect,
+        replies: vec![Reply::Socks5],
+    })
 }
 
 /// SOCKS4 CONNECT to `target` (SOCKS4a when it is a domain), with
@@ -106,13 +118,90 @@ pub(crate) async fn socks4a_handshake<T>(
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
-    let connect = encode_socks4a_connect(&target, user_id.unwrap_or(""))?;
-    let mut io = TokioIo::new(io);
-    let mut buf = [0u8; 8];
-    send(&mut io, &connect).await?;
-    let bound = read_reply(&mut io, &mut buf, parse_socks4_reply).await?;
-    tracing::trace!(?bound, %target, "SOCKS4 proxy opened the tunnel");
+    socks4a_start(&target, user_id)?.finish(io).await?;
+    tracing::trace!(%target, "SOCKS4 proxy opened the tunnel");
     Ok(())
+}
+
+/// The SOCKS4 request, unsent, and the reply it will get.
+pub(crate) fn socks4a_start(
+    target: &TargetAddr,
+    user_id: Option<&str>,
+) -> Result<Deferred, SocksError> {
+    Ok(Deferred {
+        request: encode_socks4a_connect(target, user_id.unwrap_or(""))?,
+        replies: vec![Reply::Socks4],
+    })
+}
+
+/// What is left of a handshake: the bytes to send, and the replies they
+/// get, in order. Sent and read here ([`Deferred::finish`]), or with the
+/// first bytes of the tunnel (optimistic data).
+pub(crate) struct Deferred {
+    pub(crate) request: Vec<u8>,
+    pub(crate) replies: Vec<Reply>,
+}
+
+impl Deferred {
+    /// Sends the request and reads its replies, no byte past the last.
+    pub(crate) async fn finish<T>(self, io: &mut T) -> Result<(), SocksError>
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin,
+    {
+        let mut io = TokioIo::new(io);
+        let mut buf = [0u8; MAX_REPLY];
+        send(&mut io, &self.request).await?;
+        for reply in self.replies {
+            read_reply(&mut io, &mut buf, |b| reply.parse(b)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A reply a SOCKS client waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// The method chosen for a greeting that offered one method:
+    /// username/password when `user_pass`, else none.
+    Method { user_pass: bool },
+    /// The RFC 1929 status.
+    AuthStatus,
+    /// The SOCKS5 reply to CONNECT.
+    Socks5,
+    /// The SOCKS4 reply.
+    Socks4,
+}
+
+impl Reply {
+    /// Parses this reply from the start of `buf`.
+    pub(crate) fn parse(self, buf: &[u8]) -> Result<Parsed<()>, SocksError> {
+        Ok(match self {
+            Reply::Method { user_pass } => match parse_method(buf, user_pass)? {
+                // Only one method was offered: anything else breaks the
+                // messages already sent after the greeting.
+                Parsed::Complete(Method::None, _) if user_pass => {
+                    return Err(SocksError::Malformed(Malformed::UnofferedMethod(0x00)))
+                }
+                Parsed::Complete(_, n) => Parsed::Complete((), n),
+                Parsed::Incomplete { needed } => Parsed::Incomplete { needed },
+            },
+            Reply::AuthStatus => parse_auth_status(buf)?,
+            Reply::Socks5 => match parse_socks5_reply(buf)? {
+                Parsed::Complete(bound, n) => {
+                    tracing::trace!(?bound, "SOCKS5 reply");
+                    Parsed::Complete((), n)
+                }
+                Parsed::Incomplete { needed } => Parsed::Incomplete { needed },
+            },
+            Reply::Socks4 => match parse_socks4_reply(buf)? {
+                Parsed::Complete(bound, n) => {
+                    tracing::trace!(?bound, "SOCKS4 reply");
+                    Parsed::Complete((), n)
+                }
+                Parsed::Incomplete { needed } => Parsed::Incomplete { needed },
+            },
+        })
+    }
 }
 
 async fn send<T>(io: &mut TokioIo<T>, msg: &[u8]) -> Result<(), SocksError>
@@ -129,7 +218,7 @@ where
 /// A read or write error: a reset, abort, broken pipe or early end of stream
 /// says the proxy closed the connection (one with unread input sends a reset,
 /// not a FIN), after `received` bytes of the reply awaited.
-fn closed_or_io(source: io::Error, received: usize) -> SocksError {
+pub(crate) fn closed_or_io(source: io::Error, received: usize) -> SocksError {
     match source.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted

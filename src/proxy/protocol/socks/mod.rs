@@ -17,7 +17,10 @@ mod handshake;
 
 #[cfg(feature = "__fuzz")]
 pub(crate) use self::codec::{
-    parse_auth_status, parse_method, parse_socks4_reply, parse_socks5_reply, Parsed,
+    parse_auth_status, parse_method, parse_socks4_reply, parse_socks5_reply,
 };
-pub(crate) use self::codec::{SocksError, TargetAddr};
-pub(crate) use self::handshake::{resolve, resolve_v4, socks4a_handshake, socks5_handshake};
+pub(crate) use self::codec::{Parsed, SocksError, TargetAddr, MAX_REPLY};
+pub(crate) use self::handshake::{
+    closed_or_io, resolve, resolve_v4, socks4a_handshake, socks4a_start, socks5_handshake,
+    socks5_start, Reply,
+};
