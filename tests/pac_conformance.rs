@@ -100,9 +100,14 @@ fn utc_seconds(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 {
 fn parse_stamp(text: &str) -> [i64; 6] {
     let fields: Vec<i64> = text
         .split(['-', 'T', ':'])
-        .map(|f| f.parse().unwrap_or_else(|_| panic!("bad date/time `{text}`")))
+        .map(|f| {
+            f.parse()
+                .unwrap_or_else(|_| panic!("bad date/time `{text}`"))
+        })
         .collect();
-    fields.try_into().unwrap_or_else(|_| panic!("bad date/time `{text}`"))
+    fields
+        .try_into()
+        .unwrap_or_else(|_| panic!("bad date/time `{text}`"))
 }
 
 /// The instant of a local wall-clock time, as the script engine's own
@@ -252,13 +257,10 @@ fn run_row(row: &Row) -> Result<(), Vec<(String, String)>> {
             Err(_) => Ok(()),
             Ok(got) => whole(format!("answered {got:?}")),
         },
-        Expect::Find(want) | Expect::FindError => {
+        Expect::Find(_) | Expect::FindError => {
             let uri: http::Uri = row.url.parse().expect("the row's URL is a URI");
             match (pac.find(&uri), &row.expect) {
-                (Ok((list, _)), Expect::Find(want_list)) if list.to_string() == *want_list => {
-                    let _ = want;
-                    Ok(())
-                }
+                (Ok((list, _)), Expect::Find(want)) if list.to_string() == *want => Ok(()),
                 (Err(_), Expect::FindError) => Ok(()),
                 (Ok((list, raw)), _) => whole(format!("found `{list}` (script answered {raw:?})")),
                 (Err(e), _) => whole(format!("failed: {e}")),
@@ -292,10 +294,7 @@ fn ported_suites() {
                             let _ = writeln!(
                                 report,
                                 "  FAIL   expected.txt:{} {} [{}] {}: {what}",
-                                row.line,
-                                row.source,
-                                row.script,
-                                row.host
+                                row.line, row.source, row.script, row.host
                             );
                         }
                     }
@@ -330,7 +329,10 @@ fn chromium_side_effects() {
         let (pac, _) = build(&script, &Env::default(), BUDGET).expect("loads");
         for i in 0..3 {
             let got = pac.evaluate("http://www.google.com/", "www.google.com");
-            assert_eq!(got.ok().as_deref(), Some(format!("PROXY sideffect_{i}").as_str()));
+            assert_eq!(
+                got.ok().as_deref(),
+                Some(format!("PROXY sideffect_{i}").as_str())
+            );
         }
     }
 }
@@ -346,8 +348,14 @@ fn chromium_terminate() {
     let hung = pac.evaluate("http://hang/", "hang");
     let took = started.elapsed();
     assert!(hung.is_err(), "a hanging script answered {hung:?}");
-    assert!(took < Duration::from_secs(5), "stopped after {took:?} (budget {budget:?})");
-    assert!(log.lock().unwrap().iter().any(|n| n == "host1"), "dnsResolve ran before the hang");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped after {took:?} (budget {budget:?})"
+    );
+    assert!(
+        log.lock().unwrap().iter().any(|n| n == "host1"),
+        "dnsResolve ran before the hang"
+    );
     let next = pac.evaluate("http://kittens/", "kittens");
     assert_eq!(next.ok().as_deref(), Some("PROXY kittens:88"));
 }
@@ -357,13 +365,22 @@ fn chromium_terminate() {
 #[test]
 fn chromium_bindings_reach_the_resolver() {
     let script = read("chromium/bindings.js");
-    let env = parse_env("ip=127.0.0.1 dns=arg1>127.0.0.1,is_resolvable>127.0.0.1,foobar>127.0.0.1,>127.0.0.1");
+    let env = parse_env(
+        "ip=127.0.0.1 dns=arg1>127.0.0.1,is_resolvable>127.0.0.1,foobar>127.0.0.1,>127.0.0.1",
+    );
     let (pac, log) = build(&script, &env, BUDGET).expect("loads");
     let answer = pac.evaluate("http://www.google.com/", "www.google.com");
     let log = log.lock().unwrap().clone();
-    assert_eq!(answer.ok().as_deref(), Some("DIRECT"), "resolver saw {log:?}");
+    assert_eq!(
+        answer.ok().as_deref(),
+        Some("DIRECT"),
+        "resolver saw {log:?}"
+    );
     for name in ["arg1", "is_resolvable", "foobar"] {
-        assert!(log.iter().any(|n| n == name), "{name} never reached the resolver: {log:?}");
+        assert!(
+            log.iter().any(|n| n == name),
+            "{name} never reached the resolver: {log:?}"
+        );
     }
     for name in &log {
         assert!(
@@ -388,7 +405,10 @@ fn chromium_idn_reaches_the_resolver_as_punycode() {
     match known(key) {
         Some(why) if !ok => println!("KNOWN {key}: resolver saw {log:?}; because: {why}"),
         Some(_) => panic!("KNOWN entry `{key}` no longer fails: remove it"),
-        None => assert!(ok, "dnsResolve and dnsResolveEx must pass xn--bcher-kva.ch, resolver saw {log:?}"),
+        None => assert!(
+            ok,
+            "dnsResolve and dnsResolveEx must pass xn--bcher-kva.ch, resolver saw {log:?}"
+        ),
     }
 }
 
@@ -434,7 +454,8 @@ fn crosscheck_against_pacparser() {
     assert!(cases.len() >= 500, "only {} cases", cases.len());
 
     let mut env = Env::default();
-    env.dns.insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
+    env.dns
+        .insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
 
     let mut agree = 0usize;
     let mut by_group: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -447,7 +468,13 @@ fn crosscheck_against_pacparser() {
         let script = scripts[case["script"].as_u64().expect("script index") as usize];
         let url = case["url"].as_str().expect("url");
         let host = case["host"].as_str().expect("host");
-        env.my_ip = Some(case["my_ip"].as_str().expect("my_ip").parse().expect("an IP"));
+        env.my_ip = Some(
+            case["my_ip"]
+                .as_str()
+                .expect("my_ip")
+                .parse()
+                .expect("an IP"),
+        );
         env.clock = Some(UNIX_EPOCH + Duration::from_secs(case["now"].as_u64().expect("now")));
         let reference = case["pacparser"].as_str();
         let ours = build(script, &env, BUDGET).and_then(|(pac, _)| pac.evaluate(url, host));
@@ -465,7 +492,10 @@ fn crosscheck_against_pacparser() {
         }
         let reference = match reference {
             Some(answer) => format!("{answer:?}"),
-            None => format!("error ({})", case["pacparser_error"].as_str().unwrap_or("?")),
+            None => format!(
+                "error ({})",
+                case["pacparser_error"].as_str().unwrap_or("?")
+            ),
         };
         let ours = match ours {
             Ok(answer) => format!("{answer:?}"),
@@ -479,7 +509,7 @@ fn crosscheck_against_pacparser() {
         match CROSSCHECK_ALLOWED.iter().find(|(g, _)| *g == group) {
             Some((g, why)) => {
                 allowed_hits.insert(*g);
-                let _ = write!(explained, "{line}    allowed: {why}\n");
+                let _ = writeln!(explained, "{line}    allowed: {why}");
             }
             None => unexplained.push_str(&line),
         }
@@ -507,5 +537,8 @@ fn crosscheck_against_pacparser() {
         stale.is_empty(),
         "CROSSCHECK_ALLOWED groups with no difference left (remove them, update tests/pac/README.md): {stale:?}"
     );
-    assert!(unexplained.is_empty(), "differences from pacparser not in CROSSCHECK_ALLOWED:\n{unexplained}");
+    assert!(
+        unexplained.is_empty(),
+        "differences from pacparser not in CROSSCHECK_ALLOWED:\n{unexplained}"
+    );
 }
