@@ -9,6 +9,9 @@
 # the system proxy settings are checked against, libproxy's `proxy` with its GSettings and
 # KConfig plugins (libproxy-tools, libproxy1-plugin-gsettings, libproxy1-plugin-kconfig),
 # whose KDE plugin reads kioslaverc through kreadconfig5 (libkf5config-bin).
+#
+# And the PAC conformance test's reference, pacparser (Debian: python3-pacparser, for the
+# system python3).
 set -euo pipefail
 
 SYSTEM_PROXY_PACKAGES=(libglib2.0-bin gsettings-desktop-schemas libproxy-tools
@@ -26,7 +29,8 @@ have_system_proxy_tools() {
 have_all() {
     command -v pkg-config >/dev/null 2>&1 &&
         pkg-config --exists mit-krb5-gssapi 2>/dev/null &&
-        compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
+        compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null &&
+        /usr/bin/python3 -c 'import pacparser' 2>/dev/null
 }
 
 if have_all && have_system_proxy_tools; then
@@ -34,13 +38,14 @@ if have_all && have_system_proxy_tools; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "deps: need libkrb5-dev pkg-config libclang-dev ${SYSTEM_PROXY_PACKAGES[*]} (root and apt-get to install them)" >&2
+    echo "deps: need libkrb5-dev pkg-config libclang-dev ${SYSTEM_PROXY_PACKAGES[*]} python3-pacparser (root and apt-get to install them)" >&2
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
 timeout 300 apt-get update -q
 timeout 600 apt-get install -y -q --no-install-recommends libkrb5-dev pkg-config libclang-dev \
-    "${SYSTEM_PROXY_PACKAGES[@]}"
+    "${SYSTEM_PROXY_PACKAGES[@]}" \
+    python3-pacparser
 have_all || { echo "deps: installed, yet pkg-config or libclang is still missing" >&2; exit 1; }
 have_system_proxy_tools ||
     { echo "deps: installed, yet gsettings, proxy or kreadconfig5 is still missing" >&2; exit 1; }
