@@ -39,9 +39,9 @@ mod no_proxy;
 pub mod pac;
 mod proxy;
 mod rules;
+mod system;
 #[cfg(feature = "wpad")]
 mod wpad;
-mod system;
 
 pub(crate) use self::failover::is_unreachable;
 pub use self::failover::{Clock, SkipReason, Skipped, DEFAULT_RETRY_AFTER};
@@ -52,6 +52,6 @@ pub use self::pac::Pac;
 pub(crate) use self::proxy::{Auth, MAX_CHAIN};
 pub use self::proxy::{Http2Mode, Proxy, ProxyAuth, ProxyKind};
 pub use self::rules::{Decision, Proxies, Rule};
+pub use self::system::{MacProxy, MacProxySettings, SystemSettings, WinInetSettings};
 #[cfg(feature = "wpad")]
 pub use self::wpad::{search_domains, wpad_urls};
-pub use self::system::{MacProxy, MacProxySettings, SystemSettings, WinInetSettings};
