@@ -6,6 +6,8 @@
 //!   -x, --proxy URL          proxy for every target: http://, https://, socks5://,
 //!                            socks5h://, socks4a://, socks4:// or socks://
 //!                            (default: the environment, else the system settings)
+//!       --proxy-pac URL|FILE the proxy list a PAC script answers (feature pac): fetched
+//!                            from an http:// URL, or read from a file
 //!       --preproxy URL       reach the proxy through this one (SOCKS, or HTTP CONNECT)
 //!       --proxy-anyauth      authenticate with the strongest scheme the proxy offers
 //!       --proxy-basic        Basic up front (the default)
@@ -24,7 +26,9 @@
 //! (see [`Proxies`]); when no proxy variable is set either, the desktop's proxy
 //! settings (GNOME, KDE, Windows, macOS; see [`Proxies::from_system`]), and the
 //! rule it prints names them ("GNOME settings, mode manual, ..."). `--proxy-user`
-//! and `--preproxy` apply to those too. It prints the route it took and the rule that chose it, the
+//! and `--preproxy` apply to those too. With `--proxy-pac` (build with `--features pac`)
+//! the script decides: it prints the script's answer, the hop used and every hop skipped
+//! on the way, with why. It prints the route it took and the rule that chose it, the
 //! status line and the negotiated protocol. For a `ws://` or `wss://` URL it opens a
 //! WebSocket (tokio-tungstenite over the stack up to `TlsLayer`), sends one text
 //! message and prints the echo. On failure it prints the error with its causes and
@@ -48,7 +52,7 @@ use tower_tunnel::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: fetch [-x|--proxy URL] [--preproxy URL] [-U|--proxy-user USER:PASS] \
+const USAGE: &str = "usage: fetch [-x|--proxy URL | --proxy-pac URL|FILE] [--preproxy URL] [-U|--proxy-user USER:PASS] \
                      [--proxy-anyauth|--proxy-basic|--proxy-digest|--proxy-ntlm|--proxy-negotiate] \
                      [--noproxy LIST] [--cacert PEM] [--proxy-cacert PEM] [--http1] URL";
 
@@ -64,6 +68,7 @@ const PROXY_VARS: [&str; 5] = [
 #[derive(Default)]
 struct Args {
     proxy: Option<String>,
+    proxy_pac: Option<String>,
     preproxy: Option<String>,
     auth: Option<ProxyAuth>,
     proxy_user: Option<(String, String)>,
@@ -82,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}\n{USAGE}"));
         match arg.as_str() {
             "--proxy" | "-x" => out.proxy = Some(value("a URL")?),
+            "--proxy-pac" => out.proxy_pac = Some(value("a URL or a file")?),
             "--preproxy" => out.preproxy = Some(value("a URL")?),
             "--proxy-anyauth" => out.auth = Some(ProxyAuth::Any),
             "--proxy-basic" => out.auth = Some(ProxyAuth::Basic),
@@ -104,6 +110,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     out.url = url.ok_or_else(|| USAGE.to_owned())?;
+    if out.proxy.is_some() && out.proxy_pac.is_some() {
+        return Err(format!("--proxy and --proxy-pac: choose one\n{USAGE}"));
+    }
     Ok(out)
 }
 
@@ -142,11 +151,31 @@ fn with_userinfo(url: &str, (user, pass): &(String, String)) -> String {
     )
 }
 
-/// The rules: `--proxy` for every target, or the environment; then `--noproxy`.
-fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
+/// The rules of a PAC script: fetched from an `http://` URL, else read from a file.
+#[cfg(feature = "pac")]
+async fn pac_rules(location: &str) -> Result<Proxies, BoxError> {
+    use tower_tunnel::Pac;
+    let pac = if location.contains("://") {
+        Pac::from_url(location).await?
+    } else {
+        let script = std::fs::read_to_string(location)
+            .map_err(|e| format!("cannot read the PAC file {location}: {e}"))?;
+        Pac::from_script_async(script).await?
+    };
+    Ok(Proxies::new().with_pac(pac))
+}
+
+#[cfg(not(feature = "pac"))]
+async fn pac_rules(_: &str) -> Result<Proxies, BoxError> {
+    Err("--proxy-pac needs PAC support: cargo run --features pac --example fetch -- ...".into())
+}
+
+/// The rules: `--proxy` for every target, `--proxy-pac`, or the environment;
+/// then `--noproxy`.
+async fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
     // No --proxy and no proxy variable: the desktop's settings (GNOME, KDE,
     // Windows, macOS), as Proxies::from_system reads them.
-    if args.proxy.is_none() && Proxies::from_env()?.is_empty() {
+    if args.proxy.is_none() && args.proxy_pac.is_none() && Proxies::from_env()?.is_empty() {
         let proxies = Proxies::from_system()?;
         let proxies = match &args.noproxy {
             Some(list) => proxies.with_no_proxy(NoProxy::parse(list)),
@@ -157,15 +186,16 @@ fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
             "the system's proxy settings (no --proxy, no proxy variable)",
         ));
     }
-    let (proxies, source) = match &args.proxy {
-        Some(url) => {
+    let (proxies, source) = match (&args.proxy, &args.proxy_pac) {
+        (None, Some(location)) => (pac_rules(location).await?, "--proxy-pac"),
+        (Some(url), _) => {
             let mut proxy = Proxy::new(url)?;
             if let Some((user, pass)) = &args.proxy_user {
                 proxy = proxy.with_basic_auth(user, pass);
             }
             (Proxies::from(proxy), "--proxy, for every scheme")
         }
-        None => {
+        (None, None) => {
             let get = |name: &str| {
                 let value = std::env::var(name).ok()?;
                 match &args.proxy_user {
@@ -209,6 +239,15 @@ fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
     Ok((adjusted, source))
 }
 
+/// The hop of the list the connection took, and each one skipped with why.
+fn print_hops(info: &tower_tunnel::ConnectionInfo) {
+    let used = info.proxy().map_or(Hop::Direct, |p| Hop::from(p.clone()));
+    println!("used:     {used}");
+    for skipped in info.skipped() {
+        println!("skipped:  {skipped}");
+    }
+}
+
 /// A WebSocket to `uri` over the stack up to `TlsLayer`: one text message, and its echo.
 async fn websocket(
     uri: &http::Uri,
@@ -223,6 +262,7 @@ async fn websocket(
         .service(HttpConnector::new());
     let stream = connect.oneshot(uri.clone()).await?;
     println!("route:    {}", stream.info());
+    print_hops(stream.info());
     let url = uri.to_string();
     let (mut ws, res) =
         tokio_tungstenite::client_async(url.as_str(), hyper_util::rt::TokioIo::new(stream)).await?;
@@ -251,16 +291,28 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
         tls = tls.with_http1_only();
     }
 
-    let (proxies, source) = proxies(args)?;
-    let decision = proxies.decide(&uri)?;
+    let (proxies, source) = proxies(args).await?;
+    // A PAC script runs on a thread of its own; the runtime is not blocked.
+    let decision = {
+        let (proxies, uri) = (proxies.clone(), uri.clone());
+        tokio::task::spawn_blocking(move || proxies.decide(&uri)).await??
+    };
     println!("proxies:  from {source}");
     let why = match decision.rule() {
         Rule::All if args.proxy.is_some() => format!("--proxy is set ({})", decision.rule()),
         rule => rule.to_string(),
     };
     match decision.proxy() {
+        Some(proxy) if decision.hops().len() > 1 => println!(
+            "decision: via {proxy} first (of {} hops), because {why}",
+            decision.hops().len()
+        ),
         Some(proxy) => println!("decision: via {proxy}, because {why}"),
         None => println!("decision: direct, because {why}"),
+    }
+    if decision.hops().len() > 1 {
+        let hops: Vec<String> = decision.hops().iter().map(Hop::to_string).collect();
+        println!("hops:     {}, tried in this order", hops.join("; "));
     }
     if args.proxy.is_none()
         && std::env::var_os("http_proxy").is_none()
@@ -282,6 +334,7 @@ async fn fetch(args: &Args) -> Result<(), BoxError> {
         .service(HttpConnector::new());
     let mut conn = connect.oneshot(uri.clone()).await?;
     println!("route:    {}", conn.info());
+    print_hops(conn.info());
     if let Some(scheme) = conn.info().proxy_auth() {
         println!("auth:     {scheme}");
     }

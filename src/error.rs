@@ -307,6 +307,13 @@ impl Error {
         self
     }
 
+    /// Gives an error that belongs to no phase yet (an I/O failure the
+    /// tunnel reported, say) the phase it surfaced in.
+    pub(crate) fn or_phase(mut self, phase: Phase) -> Self {
+        self.inner.phase.get_or_insert(phase);
+        self
+    }
+
     pub(crate) fn timeout(phase: Phase, after: Duration) -> Self {
         let mut e = Error::new(ErrorKind::Timeout, Some(phase));
         e.inner.timeout = Some(after);

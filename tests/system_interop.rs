@@ -11,9 +11,12 @@
 //! As `tests/interop.rs`, every test needs `TOWER_TUNNEL_INTEROP=1` and
 //! `source $INTEROP_DIR/ports.env`; without them it says why and passes.
 
+#[path = "common/lab.rs"]
+mod lab;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Uri};
@@ -110,20 +113,7 @@ async fn request_through(proxies: Proxies, squid: &str) -> String {
 
 /// Waits (bounded) for squid's access log to show `CONNECT authority`.
 async fn assert_squid_logged(authority: &str) {
-    let Some(dir) = std::env::var_os("INTEROP_DIR") else {
-        eprintln!("note: INTEROP_DIR not set; not checking squid's log");
-        return;
-    };
-    let path = Path::new(&dir).join("squid-open/access.log");
-    let needle = format!("CONNECT {authority}");
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if std::fs::read_to_string(&path).is_ok_and(|log| log.contains(&needle)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} never showed {needle:?}", path.display());
+    lab::assert_logged("squid-open/access.log", &format!("CONNECT {authority}")).await;
 }
 
 #[tokio::test]
@@ -150,37 +140,6 @@ async fn gnome_manual_mode_routes_through_squid() {
     let _ = std::fs::remove_dir_all(home);
 }
 
-/// Serves `script` as `/proxy.pac` on loopback, on a thread of its own,
-/// for at most `requests` requests; returns the URL.
-#[cfg(feature = "pac")]
-fn serve_pac(script: String, requests: usize) -> String {
-    use std::io::{Read, Write};
-
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/proxy.pac", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            // Bounded: until the blank line, or 64 KiB.
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{script}",
-                script.len()
-            );
-        }
-    });
-    url
-}
-
 #[cfg(feature = "pac")]
 #[tokio::test]
 async fn gnome_auto_mode_routes_through_the_pac_scripts_answer() {
@@ -188,7 +147,7 @@ async fn gnome_auto_mode_routes_through_the_pac_scripts_answer() {
     let (host, port) = host_port(&squid);
     let script =
         format!("function FindProxyForURL(url, host) {{ return 'PROXY {host}:{port}; DIRECT'; }}");
-    let pac_url = serve_pac(script, 4);
+    let pac_url = lab::serve_pac(script, 4);
     let keyfile =
         format!("[system/proxy]\nmode='auto'\nautoconfig-url='{pac_url}'\nignore-hosts=@as []\n");
     let (home, env) = gnome_home("auto", &keyfile);

@@ -274,6 +274,28 @@ impl Proxies {
         Ok(Proxies::new().with_pac(super::Pac::from_url(url).await?))
     }
 
+    /// Rules made of the PAC script WPAD's DNS method finds (feature
+    /// `wpad`); see [`Pac::from_wpad`](super::Pac::from_wpad). Opt-in:
+    /// nothing in this crate looks for WPAD unasked, except
+    /// [`Proxies::from_system`] when the desktop's settings say to.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pac::from_wpad`](super::Pac::from_wpad): finding no script is
+    /// an error, never a silent direct connection. For a browser's
+    /// behaviour (direct when WPAD finds nothing), fall back yourself:
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// let proxies = tower_tunnel::Proxies::from_wpad().await.unwrap_or_default();
+    /// # }
+    /// ```
+    #[cfg(feature = "wpad")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "wpad")))]
+    pub async fn from_wpad() -> Result<Self, Error> {
+        Ok(Proxies::new().with_pac(super::Pac::from_wpad().await?))
+    }
+
     /// Whether a PAC script that fails sends its target direct (as
     /// browsers do), with [`Rule::PacFailed`] naming the error; off by
     /// default, when the decision fails with the script's error.

@@ -240,6 +240,94 @@ impl Pac {
         Ok(Pac::new(engine, settings, Some(source)))
     }
 
+    /// The first of `urls`, in their order, that serves a script that
+    /// compiles: each fetched as [`Pac::from_url`] fetches one, all at
+    /// once, so the whole search takes at most one fetch's time limit
+    /// (10 s). A URL that answers is taken only once every URL before it
+    /// has failed; the rest are then dropped. The script is refreshed
+    /// from the URL that served it.
+    ///
+    /// This is WPAD's search ([`Pac::from_wpad`]) with candidates of your
+    /// own, for a network that publishes its script at one of a few known
+    /// places.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PacFetch`] when no URL is given, or none serves a
+    /// script that compiles; the message names each URL (without
+    /// credentials or query) and why it failed.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_tunnel::Error> {
+    /// use tower_tunnel::Pac;
+    ///
+    /// let pac = Pac::discover([
+    ///     "http://wpad.eng.corp.example/wpad.dat",
+    ///     "http://proxy-config.corp.example/proxy.pac",
+    /// ])
+    /// .await?;
+    /// println!("using the script at {}", pac.url().unwrap());
+    /// # Ok(()) }
+    /// ```
+    pub async fn discover<I>(urls: I) -> Result<Pac, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        use futures_util::stream::{FuturesOrdered, StreamExt};
+
+        let urls: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        if urls.is_empty() {
+            return Err(Error::new(ErrorKind::PacFetch, None)
+                .with_detail("no PAC URL to try (WPAD: the machine has no DNS search domain)"));
+        }
+        let mut pending: FuturesOrdered<_> = urls.iter().map(|url| Pac::from_url(url)).collect();
+        let mut failures = Vec::with_capacity(urls.len());
+        while let Some(result) = pending.next().await {
+            match result {
+                Ok(pac) => return Ok(pac),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Err(Error::new(ErrorKind::PacFetch, None).with_detail(format!(
+            "no script at any of {} URLs: {}",
+            urls.len(),
+            failures.join("; ")
+        )))
+    }
+
+    /// WPAD's DNS method (feature `wpad`): the script at the first of
+    /// [`wpad_urls`](crate::route::wpad_urls) for the machine's
+    /// [`search_domains`](crate::route::search_domains) that serves one,
+    /// as [`Pac::discover`] finds it: `http://wpad.<domain>/wpad.dat` up
+    /// each search domain, never above the registrable domain, most
+    /// specific first. DHCP option 252 is not asked (see
+    /// [`wpad_urls`](crate::route::wpad_urls) for why).
+    ///
+    /// WPAD sends name lookups for `wpad.<domain>` to the network's DNS
+    /// and fetches whatever answers: use it only on networks you trust,
+    /// as browsers that enable it do.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pac::discover`]: [`ErrorKind::PacFetch`] when the machine has
+    /// no search domain or no candidate serves a script. Browsers go
+    /// direct then; for that, fall back yourself:
+    /// `Proxies::from_wpad().await.unwrap_or_default()`.
+    #[cfg(feature = "wpad")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "wpad")))]
+    pub async fn from_wpad() -> Result<Pac, Error> {
+        Pac::discover(super::wpad_urls(&super::search_domains())).await
+    }
+
+    /// The URL the script was fetched from (as errors show it: no
+    /// credentials, no query); `None` for a script given as text.
+    pub fn url(&self) -> Option<&str> {
+        self.shared.source.as_ref().map(|s| s.shown.as_str())
+    }
+
     fn new(engine: Engine, settings: Arc<Settings>, source: Option<Source>) -> Pac {
         Pac {
             shared: Arc::new(Shared {

@@ -640,3 +640,69 @@ fn proxies_follow_the_script_and_fall_back_only_when_asked() {
     assert!(d.proxy().is_none());
     assert!(matches!(d.rule(), Rule::PacFailed { error } if error.contains("SOCKS9")));
 }
+
+#[tokio::test]
+async fn discover_takes_the_first_url_in_order_that_serves_a_script() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let closed = format!("http://{closed}/wpad.dat");
+    let (missing, _) = serve(http_response("404 Not Found", "", b"")).await;
+    let (broken, _) = serve(http_response("200 OK", "", b"function nope( {")).await;
+    let script = |name: &str| {
+        format!("function FindProxyForURL(u, h) {{ return 'PROXY {name}:3128'; }}").into_bytes()
+    };
+    let (first, first_hits) = serve(http_response("200 OK", "", &script("first"))).await;
+    let (second, _) = serve(http_response("200 OK", "", &script("second"))).await;
+
+    // Failures before it are passed over; a good URL after it never wins.
+    let pac = Pac::discover([&closed, &missing, &broken, &first, &second])
+        .await
+        .unwrap();
+    assert_eq!(pac.evaluate("http://x/", "x").unwrap(), "PROXY first:3128");
+    assert_eq!(first_hits.load(Ordering::SeqCst), 1);
+    let shown = pac.url().unwrap();
+    assert!(
+        first.starts_with(shown) && !shown.contains("secret"),
+        "{shown}"
+    );
+    // The order of the list decides, not which answers first.
+    let pac = Pac::discover([&second, &first]).await.unwrap();
+    assert_eq!(pac.evaluate("http://x/", "x").unwrap(), "PROXY second:3128");
+    assert_eq!(
+        Pac::from_script("function FindProxyForURL(){return 'DIRECT'}")
+            .unwrap()
+            .url(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn discover_names_every_url_that_failed() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (missing, _) = serve(http_response("404 Not Found", "", b"")).await;
+    let err = Pac::discover([format!("http://{closed}/wpad.dat"), missing.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PacFetch);
+    let text = err.to_string();
+    assert!(text.contains("no script at any of 2 URLs"), "{text}");
+    assert!(
+        text.contains(&format!("http://{closed}/wpad.dat: could not connect")),
+        "{text}"
+    );
+    assert!(
+        text.contains("404 Not Found") && !text.contains("secret"),
+        "{text}"
+    );
+
+    let err = Pac::discover(Vec::<String>::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PacFetch);
+    assert!(err.to_string().contains("no PAC URL to try"), "{err}");
+}
