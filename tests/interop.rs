@@ -2,10 +2,11 @@
 //! started on loopback by `.ci/interop/setup.sh`, carry the crate's stack to the
 //! in-process [`TestOrigin`].
 //!
-//! Every test needs `TOWER_TUNNEL_INTEROP=1` and the proxy URLs that setup.sh writes to
-//! `$INTEROP_DIR/ports.env`. Without `TOWER_TUNNEL_INTEROP`, each test says why on stderr
-//! and passes, so plain `cargo test` works on a machine without those servers; with it, a
-//! missing variable or an unreachable server is a failure. `.ci/run` always runs the
+//! Every test that needs the servers is `#[ignore]`d with that reason, so plain `cargo
+//! test` lists them as ignored on a machine without them; run them with `--ignored` after
+//! setup.sh, with `TOWER_TUNNEL_INTEROP=1` and the proxy URLs that setup.sh writes to
+//! `$INTEROP_DIR/ports.env`. Run so without the lab, or with a missing variable or an
+//! unreachable server, a test fails and says what to do. `.ci/run` always runs the
 //! suite for real (see `.ci/interop/README.md`).
 //!
 //! Each test asserts the route the crate reports ([`ConnectionInfo::route`]) and, where
@@ -17,15 +18,13 @@
 //!
 //! ```text
 //! bash .ci/interop/setup.sh && source "${INTEROP_DIR:-/tmp/tower-tunnel-interop}/ports.env"
-//! cargo test --all-features --test interop
+//! cargo test --all-features --test interop -- --ignored
 //! bash .ci/interop/teardown.sh
 //! ```
 
 use std::env;
 use std::future::Future;
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,8 +42,10 @@ use tower_tunnel::{
 
 type Body = Empty<Bytes>;
 
-const SKIP: &str =
-    "skipped: set TOWER_TUNNEL_INTEROP=1 after .ci/interop/setup.sh (see .ci/interop/README.md)";
+/// Why a lab test fails when run without the lab: they are ignored unless asked for.
+const NEEDS_LAB: &str = "this test needs the interop lab: run .ci/interop/setup.sh, \
+     `source $INTEROP_DIR/ports.env`, then `cargo test --all-features --test interop -- --ignored` \
+     (see .ci/interop/README.md)";
 
 /// The whole of one test, connection and requests included.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,25 +60,12 @@ fn enabled() -> bool {
     matches!(env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0")
 }
 
-/// Says why the suite is skipped: in each test's captured output, and once per run
-/// straight to the process's stderr, which libtest does not capture, so a plain
-/// `cargo test` shows it.
-fn say_skipped() {
-    static ONCE: Once = Once::new();
-    eprintln!("{SKIP}");
-    ONCE.call_once(|| {
-        let _ = writeln!(std::io::stderr(), "tests/interop.rs: {SKIP}");
-    });
-}
-
-/// The value of `name` when the suite is on; `None` (after saying why) when it is off.
-fn interop_var(name: &str) -> Option<String> {
-    if !enabled() {
-        say_skipped();
-        return None;
-    }
+/// The value of `name`; a failure that says what to do when the lab is not set up
+/// (the lab tests are `#[ignore]`d, so this runs only when asked for).
+fn interop_var(name: &str) -> String {
+    assert!(enabled(), "{NEEDS_LAB}");
     match env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
+        Ok(v) if !v.is_empty() => v,
         _ => panic!(
             "TOWER_TUNNEL_INTEROP is set but {name} is not: \
              `source $INTEROP_DIR/ports.env` after .ci/interop/setup.sh"
@@ -85,14 +73,10 @@ fn interop_var(name: &str) -> Option<String> {
     }
 }
 
-/// The proxy URL in the named variable, or return from the test (it passes) when the
-/// suite is off.
+/// The proxy URL in the named variable.
 macro_rules! proxy_url {
     ($name:literal) => {
-        match interop_var($name) {
-            Some(url) => url,
-            None => return,
-        }
+        interop_var($name)
     };
 }
 
@@ -274,6 +258,7 @@ async fn https_through(proxy_url: &str, http1_only: bool, route_kind: &str) -> T
 // --- squid: CONNECT tunnels -------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_https_tunnel_http2() {
     let url = proxy_url!("SQUID_URL");
     let origin = https_through(&url, false, "tunnel").await;
@@ -283,6 +268,7 @@ async fn squid_https_tunnel_http2() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_https_tunnel_http1() {
     let url = proxy_url!("SQUID_URL");
     let origin = https_through(&url, true, "tunnel").await;
@@ -293,6 +279,7 @@ async fn squid_https_tunnel_http1() {
 // --- tinyproxy: CONNECT tunnels ---------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn tinyproxy_https_tunnel_http2() {
     let url = proxy_url!("TINYPROXY_URL");
     let origin = https_through(&url, false, "tunnel").await;
@@ -301,6 +288,7 @@ async fn tinyproxy_https_tunnel_http2() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn tinyproxy_https_tunnel_http1() {
     let url = proxy_url!("TINYPROXY_URL");
     let origin = https_through(&url, true, "tunnel").await;
@@ -311,6 +299,7 @@ async fn tinyproxy_https_tunnel_http1() {
 // --- squid: Basic auth ------------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_basic_auth_407_without_credentials() {
     let url = proxy_url!("SQUID_BASIC_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -342,6 +331,7 @@ async fn squid_basic_auth_407_without_credentials() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_basic_auth_wrong_password_is_407() {
     let url = proxy_url!("SQUID_BASIC_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -360,6 +350,7 @@ async fn squid_basic_auth_wrong_password_is_407() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_basic_auth_200_with_credentials() {
     let url = proxy_url!("SQUID_BASIC_URL");
     let (user, _) = credentials();
@@ -372,6 +363,7 @@ async fn squid_basic_auth_200_with_credentials() {
 // --- squid: Digest auth -----------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_digest_auth_407_without_credentials() {
     let url = proxy_url!("SQUID_DIGEST_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -395,6 +387,7 @@ async fn squid_digest_auth_407_without_credentials() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_digest_auth_answered_automatically() {
     let url = proxy_url!("SQUID_DIGEST_URL");
     let (user, _) = credentials();
@@ -408,6 +401,7 @@ async fn squid_digest_auth_answered_automatically() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_digest_auth_wrong_password_is_407() {
     let url = proxy_url!("SQUID_DIGEST_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -469,6 +463,7 @@ async fn forward_through(proxy_url: &str, requests: usize) -> (TestOrigin, Strin
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_forwards_http() {
     let url = proxy_url!("SQUID_URL");
     // squid keeps the client connection alive: two requests on it.
@@ -479,6 +474,7 @@ async fn squid_forwards_http() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_forwards_http_with_basic_auth() {
     let url = proxy_url!("SQUID_BASIC_URL");
     let (user, _) = credentials();
@@ -519,6 +515,7 @@ async fn client_forward_through(proxy_url: &str) -> TestOrigin {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_basic_forwards_for_hyper_util_client() {
     let url = proxy_url!("SQUID_BASIC_URL");
     let (user, _) = credentials();
@@ -528,6 +525,7 @@ async fn squid_basic_forwards_for_hyper_util_client() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_digest_forwards_for_hyper_util_client() {
     let url = proxy_url!("SQUID_DIGEST_URL");
     let (user, _) = credentials();
@@ -537,6 +535,7 @@ async fn squid_digest_forwards_for_hyper_util_client() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn tinyproxy_forwards_http() {
     let url = proxy_url!("TINYPROXY_URL");
     // tinyproxy answers forwarded requests with HTTP/1.0 and closes the client
@@ -562,6 +561,7 @@ async fn assert_socks_logged(server: &str, origin: &TestOrigin, resolved_by_prox
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn socks5_resolves_locally() {
     let url = proxy_url!("SOCKS5_URL");
     let origin = https_through(&url, false, "socks").await;
@@ -569,6 +569,7 @@ async fn socks5_resolves_locally() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn socks5h_lets_the_proxy_resolve() {
     let url = socks5h(&proxy_url!("SOCKS5_URL"));
     let origin = https_through(&url, true, "socks").await;
@@ -576,6 +577,7 @@ async fn socks5h_lets_the_proxy_resolve() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn socks5_with_username_and_password() {
     let url = with_credentials(&proxy_url!("SOCKS5_AUTH_URL"));
     let origin = https_through(&url, false, "socks").await;
@@ -583,6 +585,7 @@ async fn socks5_with_username_and_password() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn socks5h_with_username_and_password() {
     let url = socks5h(&with_credentials(&proxy_url!("SOCKS5_AUTH_URL")));
     let origin = https_through(&url, true, "socks").await;
@@ -590,6 +593,7 @@ async fn socks5h_with_username_and_password() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn socks5_auth_required_without_credentials() {
     let url = proxy_url!("SOCKS5_AUTH_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -604,6 +608,7 @@ async fn socks5_auth_required_without_credentials() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn socks5_wrong_password_is_refused() {
     let url = proxy_url!("SOCKS5_AUTH_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -627,11 +632,8 @@ async fn socks5_wrong_password_is_refused() {
 /// When the suite is on, every variable setup.sh writes is there, so a stale or partial
 /// environment fails here with a clear message rather than in the middle of a test.
 #[test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 fn environment_is_complete() {
-    if !enabled() {
-        say_skipped();
-        return;
-    }
     for name in [
         "SQUID_URL",
         "SQUID_BASIC_URL",
@@ -683,14 +685,11 @@ fn trusting(ca: &str) -> std::sync::Arc<rustls::ClientConfig> {
 static NGHTTPX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
-    let Some(url) = interop_var("NGHTTPX_URL") else {
-        return;
-    };
+    let url = interop_var("NGHTTPX_URL");
     let _one_at_a_time = NGHTTPX.lock().await;
-    let Some(ca) = interop_var("NGHTTPX_CA") else {
-        return;
-    };
+    let ca = interop_var("NGHTTPX_CA");
     let proxy_tls = trusting(&ca);
     let h2_origin = TestOrigin::start().await.unwrap();
     let h1_origin = TestOrigin::builder()
@@ -759,13 +758,10 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
 /// the old worker sends `GOAWAY` and drains. The tunnel opened before it keeps working,
 /// and new tunnels go to a new connection (the new worker), never to the one going away.
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_reload_goaway_leaves_open_tunnels_running_and_moves_new_ones() {
-    let Some(url) = interop_var("NGHTTPX_URL") else {
-        return;
-    };
-    let Some(ca) = interop_var("NGHTTPX_CA") else {
-        return;
-    };
+    let url = interop_var("NGHTTPX_URL");
+    let ca = interop_var("NGHTTPX_CA");
     let _one_at_a_time = NGHTTPX.lock().await;
     let origin = TestOrigin::start().await.unwrap();
     let connect = ServiceBuilder::new()
@@ -829,6 +825,7 @@ fn restart(action: &str, name: &str) {
 // --- SOCKS4 through Dante ---------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn dante_socks4_gets_an_address_resolved_here() {
     let url = proxy_url!("DANTE_SOCKS4_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -848,6 +845,7 @@ async fn dante_socks4_gets_an_address_resolved_here() {
 // --- proxy chains ----------------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn microsocks_in_front_of_squid() {
     let squid = proxy_url!("SQUID_URL");
     let socks = proxy_url!("SOCKS5_URL");
@@ -873,6 +871,7 @@ async fn microsocks_in_front_of_squid() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_in_front_of_tinyproxy() {
     let squid = proxy_url!("SQUID_URL");
     let tiny = proxy_url!("TINYPROXY_URL");
@@ -898,12 +897,11 @@ async fn squid_in_front_of_tinyproxy() {
 // --- WebSockets through squid ----------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn websocket_through_squid_round_trips_a_mebibyte() {
     let squid = proxy_url!("SQUID_URL");
     let url = proxy_url!("WSS_ECHO_URL");
-    let Some(ca) = interop_var("NGHTTPX_CA") else {
-        return;
-    };
+    let ca = interop_var("NGHTTPX_CA");
     let connector = ServiceBuilder::new()
         .layer(TlsLayer::new(trusting(&ca)))
         .layer(ProxyConnectLayer::new(proxy(&squid)))
@@ -948,7 +946,7 @@ mod url {
 /// `DOMAIN\user` and the password of setup.sh's NTLM user, in a proxy URL.
 fn ntlm_proxy(url: &str) -> Proxy {
     let (user, password) = credentials();
-    let domain = interop_var("INTEROP_NTLM_DOMAIN").expect("INTEROP_NTLM_DOMAIN");
+    let domain = interop_var("INTEROP_NTLM_DOMAIN");
     proxy(url).with_basic_auth(&format!("{domain}\\{user}"), &password)
 }
 
@@ -992,6 +990,7 @@ async fn ports_logged(needle: &str, status: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_ntlm_tunnel_on_one_connection() {
     let url = proxy_url!("SQUID_NTLM_URL");
     let started = Instant::now();
@@ -1015,6 +1014,7 @@ async fn squid_ntlm_tunnel_on_one_connection() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_ntlm_is_chosen_in_any_mode_and_http_targets_tunnel() {
     let url = proxy_url!("SQUID_NTLM_URL");
     let (_, info) = tunnel_and_get(ntlm_proxy(&url).with_auth(ProxyAuth::Any), "Any mode").await;
@@ -1042,6 +1042,7 @@ async fn squid_ntlm_is_chosen_in_any_mode_and_http_targets_tunnel() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_digest_only_needs_any_mode() {
     let url = proxy_url!("SQUID_DIGEST_ONLY_URL");
     // The default sends Basic first, which this proxy refuses outright.
@@ -1063,9 +1064,10 @@ async fn squid_digest_only_needs_any_mode() {
 
 #[cfg(all(feature = "negotiate", unix))]
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_negotiate_with_the_ticket_from_kinit() {
     let url = proxy_url!("SQUID_NEGOTIATE_URL");
-    let principal = interop_var("INTEROP_KRB5_PRINCIPAL").expect("INTEROP_KRB5_PRINCIPAL");
+    let principal = interop_var("INTEROP_KRB5_PRINCIPAL");
     let started = Instant::now();
     // No password anywhere: the ticket cache of KRB5CCNAME.
     let (origin, info) = tunnel_and_get(
@@ -1088,6 +1090,7 @@ async fn squid_negotiate_with_the_ticket_from_kinit() {
 // --- SOCKS5 pipelining: which real servers carry it -------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn dante_carries_pipelined_socks5() {
     let url = proxy_url!("DANTE_SOCKS4_URL");
     let socks5 = url.replacen("socks4://", "socks5h://", 1);
@@ -1100,6 +1103,7 @@ async fn dante_carries_pipelined_socks5() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn microsocks_drops_pipelined_socks5_and_the_error_says_so() {
     let url = proxy_url!("SOCKS5_URL");
     let origin = TestOrigin::start().await.unwrap();
@@ -1164,6 +1168,7 @@ async fn same_refusal(proxy: Proxy) -> Error {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_carries_optimistic_connect() {
     let url = proxy_url!("SQUID_URL");
     let (_, info) = optimistic_get(proxy(&url), "tunnel", "optimistic CONNECT through squid").await;
@@ -1174,6 +1179,7 @@ async fn squid_carries_optimistic_connect() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_basic_carries_optimistic_connect_with_credentials() {
     let url = proxy_url!("SQUID_BASIC_URL");
     let (_, info) = optimistic_get(
@@ -1186,6 +1192,7 @@ async fn squid_basic_carries_optimistic_connect_with_credentials() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_optimistic_407_and_403_are_the_plain_errors() {
     let basic = proxy_url!("SQUID_BASIC_URL");
     let err = same_refusal(proxy(&basic)).await;
@@ -1201,6 +1208,7 @@ async fn squid_optimistic_407_and_403_are_the_plain_errors() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn tinyproxy_carries_optimistic_connect() {
     let url = proxy_url!("TINYPROXY_URL");
     optimistic_get(
@@ -1212,13 +1220,10 @@ async fn tinyproxy_carries_optimistic_connect() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_carries_optimistic_connect_over_http1() {
-    let Some(url) = interop_var("NGHTTPX_URL") else {
-        return;
-    };
-    let Some(ca) = interop_var("NGHTTPX_CA") else {
-        return;
-    };
+    let url = interop_var("NGHTTPX_URL");
+    let ca = interop_var("NGHTTPX_CA");
     let origin = TestOrigin::start().await.unwrap();
     let target = format!("https://localhost:{}/", origin.addr().port());
     let stack = ServiceBuilder::new()
@@ -1248,6 +1253,7 @@ async fn nghttpx_carries_optimistic_connect_over_http1() {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn dante_carries_optimistic_socks() {
     let url = proxy_url!("DANTE_SOCKS4_URL");
     optimistic_get(proxy(&url), "socks4", "optimistic SOCKS4 through Dante").await;
@@ -1264,6 +1270,7 @@ async fn dante_carries_optimistic_socks() {
 /// microsocks reads the SOCKS5 request with one `recv` and drops what came with it: the
 /// `ClientHello` is lost, the TLS handshake times out, and the error says why.
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn microsocks_drops_optimistic_data_and_the_error_says_so() {
     let url = proxy_url!("SOCKS5_URL");
     for url in [

@@ -6,8 +6,9 @@
 //! A proxy's refusal (a `407`) is returned, never passed over for the next
 //! hop or `DIRECT`.
 //!
-//! As `tests/interop.rs`, every test needs `TOWER_TUNNEL_INTEROP=1` and
-//! `source $INTEROP_DIR/ports.env`; without them it says why and passes.
+//! As `tests/interop.rs`, every test is `#[ignore]`d as needing the lab:
+//! run them with `--ignored` after `.ci/interop/setup.sh` and
+//! `source $INTEROP_DIR/ports.env`.
 //! Without the `pac` feature the tests are ignored, saying so.
 
 #[path = "common/lab.rs"]
@@ -31,19 +32,6 @@ mod with_pac {
     use super::lab;
 
     const TIMEOUT: Duration = Duration::from_secs(60);
-
-    /// The lab's proxy URL in `var`, or `None` (after saying why) when the
-    /// lab is off.
-    fn lab_url(var: &str) -> Option<String> {
-        let on = matches!(std::env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0");
-        if !on {
-            eprintln!("skipped: set TOWER_TUNNEL_INTEROP=1 after .ci/interop/setup.sh (see .ci/interop/README.md)");
-            return None;
-        }
-        Some(std::env::var(var).unwrap_or_else(|_| {
-            panic!("TOWER_TUNNEL_INTEROP is set but {var} is not: source $INTEROP_DIR/ports.env")
-        }))
-    }
 
     /// `host:port` of a proxy URL.
     fn authority(url: &str) -> String {
@@ -167,10 +155,9 @@ mod with_pac {
     }
 
     #[tokio::test]
+    #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
     async fn a_pac_list_goes_through_squid_past_a_closed_hop() {
-        let Some(squid) = lab_url("SQUID_URL") else {
-            return;
-        };
+        let squid = lab::lab_var("SQUID_URL");
         list_skips_the_closed_hop(&squid, "squid-open/access.log", |origin| {
             format!("CONNECT {origin} ")
         })
@@ -178,10 +165,9 @@ mod with_pac {
     }
 
     #[tokio::test]
+    #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
     async fn a_pac_list_goes_through_tinyproxy_past_a_closed_hop() {
-        let Some(tinyproxy) = lab_url("TINYPROXY_URL") else {
-            return;
-        };
+        let tinyproxy = lab::lab_var("TINYPROXY_URL");
         list_skips_the_closed_hop(&tinyproxy, "tinyproxy/tinyproxy.log", |origin| {
             format!("CONNECT {origin} HTTP/1.1")
         })
@@ -192,13 +178,10 @@ mod with_pac {
     /// the proxy's answer, so neither the next proxy (squid-open) nor
     /// `DIRECT` is tried.
     #[tokio::test]
+    #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
     async fn a_proxy_refusal_in_a_pac_list_is_returned_not_passed_over() {
-        let Some(basic) = lab_url("SQUID_BASIC_URL") else {
-            return;
-        };
-        let Some(open) = lab_url("SQUID_URL") else {
-            return;
-        };
+        let basic = lab::lab_var("SQUID_BASIC_URL");
+        let open = lab::lab_var("SQUID_URL");
         let answer = format!(
             "PROXY {}; PROXY {}; DIRECT",
             authority(&basic),

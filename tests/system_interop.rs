@@ -8,8 +8,9 @@
 //!   script answers squid (feature `pac`).
 //!
 //! squid's `access.log` is the witness that the request went through it.
-//! As `tests/interop.rs`, every test needs `TOWER_TUNNEL_INTEROP=1` and
-//! `source $INTEROP_DIR/ports.env`; without them it says why and passes.
+//! As `tests/interop.rs`, every test is `#[ignore]`d as needing the lab:
+//! run them with `--ignored` after `.ci/interop/setup.sh` and
+//! `source $INTEROP_DIR/ports.env`.
 
 #[path = "common/lab.rs"]
 mod lab;
@@ -28,15 +29,9 @@ use tower_tunnel::{AlpnDispatchLayer, Proxies, ProxyConnectLayer, TlsLayer};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The lab's squid URL, or `None` (after saying why) when the lab is off.
-fn squid_url() -> Option<String> {
-    let on = matches!(std::env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0");
-    if !on {
-        eprintln!("skipped: set TOWER_TUNNEL_INTEROP=1 after .ci/interop/setup.sh (see .ci/interop/README.md)");
-        return None;
-    }
-    let url = std::env::var("SQUID_URL")
-        .expect("TOWER_TUNNEL_INTEROP is set but SQUID_URL is not: source $INTEROP_DIR/ports.env");
+/// The lab's squid URL; `gsettings` must be there too.
+fn squid_url() -> String {
+    let url = lab::lab_var("SQUID_URL");
     assert!(
         std::process::Command::new("gsettings")
             .arg("--version")
@@ -44,7 +39,7 @@ fn squid_url() -> Option<String> {
             .is_ok(),
         "gsettings is needed (Debian: libglib2.0-bin gsettings-desktop-schemas)"
     );
-    Some(url)
+    url
 }
 
 /// A private home holding GNOME settings `keyfile`, and the environment
@@ -117,8 +112,9 @@ async fn assert_squid_logged(authority: &str) {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn gnome_manual_mode_routes_through_squid() {
-    let Some(squid) = squid_url() else { return };
+    let squid = squid_url();
     let (host, port) = host_port(&squid);
     let keyfile = format!(
         "[system/proxy]\nmode='manual'\nignore-hosts=@as []\n\n\
@@ -142,8 +138,9 @@ async fn gnome_manual_mode_routes_through_squid() {
 
 #[cfg(feature = "pac")]
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn gnome_auto_mode_routes_through_the_pac_scripts_answer() {
-    let Some(squid) = squid_url() else { return };
+    let squid = squid_url();
     let (host, port) = host_port(&squid);
     let script =
         format!("function FindProxyForURL(url, host) {{ return 'PROXY {host}:{port}; DIRECT'; }}");

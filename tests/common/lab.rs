@@ -1,10 +1,27 @@
 //! Pieces the lab tests share (`tests/system_interop.rs`,
-//! `tests/pac_interop.rs`): a loopback server for a PAC script, and a
-//! bounded wait for a proxy's log to show a line.
+//! `tests/pac_interop.rs`): the lab's variables, a loopback server for a
+//! PAC script, and a bounded wait for a proxy's log to show a line.
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// The value of the lab's variable `name` (`.ci/interop/setup.sh` writes
+/// them to `$INTEROP_DIR/ports.env`). The lab tests are `#[ignore]`d, so
+/// this runs only when asked for: without the lab it fails, saying what to
+/// do.
+pub fn lab_var(name: &str) -> String {
+    let on = matches!(std::env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0");
+    assert!(
+        on,
+        "this test needs the interop lab: run .ci/interop/setup.sh, \
+         `source $INTEROP_DIR/ports.env`, then run it with --ignored (see .ci/interop/README.md)"
+    );
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("TOWER_TUNNEL_INTEROP is set but {name} is not: source $INTEROP_DIR/ports.env"),
+    }
+}
 
 /// Serves `script` as `/proxy.pac` on loopback, on a thread of its own,
 /// for at most `requests` requests; returns the URL.
@@ -37,14 +54,9 @@ pub fn serve_pac(script: String, requests: usize) -> String {
 }
 
 /// Waits (at most 10 s) for the log at `$INTEROP_DIR/<log>` to hold
-/// `needle`; panics naming both when it never does. Without
-/// `INTEROP_DIR` it says so and checks nothing.
+/// `needle`; panics naming both when it never does.
 pub async fn assert_logged(log: &str, needle: &str) {
-    let Some(dir) = std::env::var_os("INTEROP_DIR") else {
-        eprintln!("note: INTEROP_DIR not set; not checking {log}");
-        return;
-    };
-    let path = Path::new(&dir).join(log);
+    let path = Path::new(&lab_var("INTEROP_DIR")).join(log);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
         if std::fs::read_to_string(&path).is_ok_and(|text| text.contains(needle)) {
@@ -56,12 +68,9 @@ pub async fn assert_logged(log: &str, needle: &str) {
 }
 
 /// How many times the log at `$INTEROP_DIR/<log>` holds `needle` now (0
-/// when it cannot be read).
+/// when it cannot be read yet).
 pub fn count_logged(log: &str, needle: &str) -> usize {
-    let Some(dir) = std::env::var_os("INTEROP_DIR") else {
-        return 0;
-    };
-    std::fs::read_to_string(Path::new(&dir).join(log))
+    std::fs::read_to_string(Path::new(&lab_var("INTEROP_DIR")).join(log))
         .map(|text| text.matches(needle).count())
         .unwrap_or(0)
 }

@@ -2,8 +2,8 @@
 //! (`.ci/interop/setup.sh`): each test drives this module's own pieces
 //! (scheme choice, NTLM messages, Negotiate tokens, the refusal's body read
 //! to its end) through a real squid, on one connection, as the route stage
-//! will. Without `TOWER_TUNNEL_INTEROP` each says why and passes; with it,
-//! a missing variable or server is a failure.
+//! will. Each is `#[ignore]`d as needing the lab (`.ci/run` runs them with
+//! `--ignored`); run so, a missing variable or server is a failure.
 
 use std::env;
 use std::time::Duration;
@@ -18,14 +18,16 @@ use super::ntlm;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The value of `name`, or `None` (after saying why) when the lab is off.
-fn lab(name: &str) -> Option<String> {
-    if !matches!(env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0") {
-        eprintln!("skipped: set TOWER_TUNNEL_INTEROP=1 after .ci/interop/setup.sh");
-        return None;
-    }
+/// The value of `name`. The tests are `#[ignore]`d, so this runs only
+/// when asked for: without the lab it fails, saying what to do.
+fn lab(name: &str) -> String {
+    assert!(
+        matches!(env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0"),
+        "this test needs the interop lab: run .ci/interop/setup.sh, \
+         `source $INTEROP_DIR/ports.env`, then `cargo test --all-features --lib lab_ -- --ignored`"
+    );
     match env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
+        Ok(v) if !v.is_empty() => v,
         _ => panic!("TOWER_TUNNEL_INTEROP is set but {name} is not: source $INTEROP_DIR/ports.env"),
     }
 }
@@ -102,16 +104,15 @@ async fn assert_logged(server: &str, needle: &str) {
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn lab_ntlm_handshake_on_one_connection() {
-    let (Some(proxy), Some(origin)) = (lab("SQUID_NTLM_URL"), lab("ORIGIN_URL")) else {
-        return;
-    };
+    let (proxy, origin) = (lab("SQUID_NTLM_URL"), lab("ORIGIN_URL"));
     let user = format!(
         "{}\\{}",
-        lab("INTEROP_NTLM_DOMAIN").unwrap(),
-        lab("INTEROP_PROXY_USER").unwrap()
+        lab("INTEROP_NTLM_DOMAIN"),
+        lab("INTEROP_PROXY_USER")
     );
-    let creds = ntlm::NtlmCredentials::parse(&user, &lab("INTEROP_PROXY_PASS").unwrap());
+    let creds = ntlm::NtlmCredentials::parse(&user, &lab("INTEROP_PROXY_PASS"));
     let target = authority(&origin);
     let mut io = dial(&proxy).await;
 
@@ -147,14 +148,13 @@ async fn lab_ntlm_handshake_on_one_connection() {
     // ntlm_fake_auth logs `DOMAIN\\aladdin` (escaped); its reading of
     // Unicode names can add a stray character (it does to curl's), so the
     // user name alone is matched.
-    assert_logged("squid-ntlm", &lab("INTEROP_PROXY_USER").unwrap()).await;
+    assert_logged("squid-ntlm", &lab("INTEROP_PROXY_USER")).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn lab_digest_only_is_chosen_over_basic() {
-    let (Some(proxy), Some(origin)) = (lab("SQUID_DIGEST_ONLY_URL"), lab("ORIGIN_URL")) else {
-        return;
-    };
+    let (proxy, origin) = (lab("SQUID_DIGEST_ONLY_URL"), lab("ORIGIN_URL"));
     let mut io = dial(&proxy).await;
     let Answer::Refused(r) = exchange(&mut io, &authority(&origin), None).await else {
         panic!("squid-digest-only let a CONNECT through without credentials");
@@ -169,15 +169,14 @@ async fn lab_digest_only_is_chosen_over_basic() {
 
 #[cfg(all(feature = "negotiate", unix))]
 #[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn lab_negotiate_with_the_ticket_cache() {
     use super::negotiate;
 
-    let (Some(proxy), Some(origin)) = (lab("SQUID_NEGOTIATE_URL"), lab("ORIGIN_URL")) else {
-        return;
-    };
+    let (proxy, origin) = (lab("SQUID_NEGOTIATE_URL"), lab("ORIGIN_URL"));
     // KRB5_CONFIG and KRB5CCNAME come from ports.env: the lab's realm and
     // the test user's tickets, no password.
-    let principal = lab("INTEROP_KRB5_PRINCIPAL").unwrap();
+    let principal = lab("INTEROP_KRB5_PRINCIPAL");
     let target = authority(&origin);
     let mut io = dial(&proxy).await;
     let Answer::Refused(r) = exchange(&mut io, &target, None).await else {
