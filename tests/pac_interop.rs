@@ -19,12 +19,12 @@ mod with_pac {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use http::{Request, Uri};
-    use http_body_util::{BodyExt, Empty};
+    use http::Uri;
+    use http_body_util::Empty;
     use hyper_util::client::legacy::connect::HttpConnector;
     use tower::{ServiceBuilder, ServiceExt};
 
-    use tower_tunnel::test_util::{client_config, TestOrigin, HELLO_BODY};
+    use tower_tunnel::test_util::{client_config, TestOrigin};
     use tower_tunnel::{
         AlpnDispatchLayer, ErrorKind, Phase, Proxies, ProxyConnectLayer, Rule, SkipReason, TlsLayer,
     };
@@ -105,18 +105,7 @@ mod with_pac {
             "{:?}",
             info.skipped()[0]
         );
-        let res = tokio::time::timeout(
-            TIMEOUT,
-            conn.send_request(Request::get("/").body(Empty::<Bytes>::new()).unwrap()),
-        )
-        .await
-        .expect("in time")
-        .expect("request");
-        assert_eq!(res.status(), 200);
-        assert_eq!(
-            res.into_body().collect().await.unwrap().to_bytes(),
-            HELLO_BODY.as_bytes()
-        );
+        lab::get_hello(&mut conn).await;
         drop(conn);
         // One connection, from the proxy (the origin cannot tell squid's
         // from a client's; the proxy's log below says whose it was).

@@ -19,12 +19,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_tunnel::test_util::{client_config, TestOrigin, HELLO_BODY};
+use tower_tunnel::test_util::{client_config, TestOrigin};
 use tower_tunnel::{AlpnDispatchLayer, Proxies, ProxyConnectLayer, TlsLayer};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -92,16 +90,7 @@ async fn request_through(proxies: Proxies, squid: &str) -> String {
         Some((squid_host, squid_port)),
         "route {route}"
     );
-    let res = tokio::time::timeout(
-        TIMEOUT,
-        conn.send_request(Request::get("/").body(Empty::<Bytes>::new()).unwrap()),
-    )
-    .await
-    .expect("in time")
-    .expect("request");
-    assert_eq!(res.status(), 200);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, HELLO_BODY.as_bytes());
+    lab::get_hello(&mut conn).await;
     drop(conn);
     origin.authority().to_string()
 }

@@ -74,3 +74,21 @@ pub fn count_logged(log: &str, needle: &str) -> usize {
         .map(|text| text.matches(needle).count())
         .unwrap_or(0)
 }
+
+/// `GET /` on `conn`, within 60 s: the `TestOrigin`'s 200 and its body.
+pub async fn get_hello(
+    conn: &mut tower_tunnel::HttpConnection<http_body_util::Empty<bytes::Bytes>>,
+) {
+    use http_body_util::BodyExt as _;
+
+    let request = http::Request::get("/")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(60), conn.send_request(request))
+        .await
+        .expect("in time")
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, tower_tunnel::test_util::HELLO_BODY.as_bytes());
+}
