@@ -33,7 +33,17 @@ const BUDGET: Duration = Duration::from_secs(10);
 /// meet: a row (`script url host`) or one assertion of a self-testing script
 /// (its expression text), with the reason. An entry that no longer fails
 /// fails the test, so this list stays true.
-const KNOWN: &[(&str, &str)] = &[];
+const KNOWN: &[(&str, &str)] = &[(
+    "dateRange(3, \"FEB\", 2009)",
+    "tower-tunnel ends a month range on the month's last day (\"FEB\" 2009 as an end is \
+     28 February 2009, so 3 March 2009 is outside 3 January..28 February). Chromium's \
+     expectation (true) holds only through artefacts: in Chromium's test the MockDate \
+     ignores constructor arguments (the end becomes 3 February, before the 3 March start, \
+     and the range wraps), and with a real Date Chromium's library builds the end as \
+     \"31 February\" = 3 March. The same spill makes dateRange(\"SEP\", \"FEB\") true on \
+     3 March, which Chromium's suite expects false: with a real Date no implementation \
+     meets both, and tower-tunnel takes the real month end (tests/pac/README.md)",
+)];
 
 /// Differences from pacparser in the cross-check that are explained: a case
 /// group (`edge-…`, see gen.py) whose every difference has this reason. The

@@ -89,7 +89,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::Uri;
 
 use self::engine::Engine;
-use super::ProxyList;
+use super::{Hop, ProxyList};
 use crate::error::{Error, ErrorKind, Phase};
 
 /// The default time budget of one call.
@@ -384,7 +384,13 @@ impl Pac {
         host: String,
         answer: &str,
     ) -> Result<(ProxyList, Arc<str>), Error> {
-        let list = ProxyList::parse(answer).map_err(|e| {
+        let list = if answer.split(';').all(|entry| entry.trim().is_empty()) {
+            // An empty answer is DIRECT, as in Chromium.
+            ProxyList::new([Hop::Direct])
+        } else {
+            ProxyList::parse(answer)
+        };
+        let list = list.map_err(|e| {
             let why = e.to_string();
             engine::answer_error(format!(
                 "`{}` ({})",
