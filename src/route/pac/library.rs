@@ -9,7 +9,9 @@
 //! `getClientVersion`; Microsoft's "IPv6 extensions to PAC" define the
 //! `*Ex` family. The JavaScript below is written for this crate; the
 //! behaviour (including quirks such as `shExpMatch` being a regular
-//! expression with `.`, `*` and `?` translated) is the browsers'.
+//! expression with `.`, `*` and `?` translated) is the browsers', with one
+//! exception: a `dateRange` month range ends on the month's last day,
+//! where the browsers' script runs an end of `"FEB"` into March.
 
 use std::net::{IpAddr, Ipv6Addr};
 
