@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rquickjs::context::EvalOptions;
 use rquickjs::function::Opt;
 use rquickjs::{CatchResultExt, CaughtError, Coerced, Context, Ctx, Function, Runtime, Value};
 
@@ -183,10 +184,23 @@ struct CallEnv {
     settings: Arc<Settings>,
     deadline: Instant,
     /// The lookups of this call, so a script that asks `isInNet(host, ..)`
-    /// of twenty networks resolves `host` once (Chromium keeps such a
-    /// per-call cache too). Bounded: a name is at most 253 bytes, and past
-    /// 64 names nothing more is kept.
-    lookups: std::collections::HashMap<String, Vec<IpAddr>>,
+    /// of twenty networks resolves `host` once. Keyed by name and
+    /// operation, as Chromium's per-call cache: `dnsResolve(name)` and
+    /// `dnsResolveEx(name)` each ask the resolver once. Bounded: only names of at most 253 bytes are
+    /// kept (longer ones still reach the resolver), and past 64 names
+    /// nothing more is kept.
+    lookups: std::collections::HashMap<(Op, String), Vec<IpAddr>>,
+}
+
+/// Which function a lookup is for (the per-call cache keeps them apart).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    /// `dnsResolve`, and through it `isResolvable` and `isInNet`.
+    Resolve,
+    /// `dnsResolveEx`, and through it `isResolvableEx`.
+    ResolveEx,
+    /// `myIpAddress` and `myIpAddressEx`: the machine's host name.
+    MyIp,
 }
 
 type Env = Rc<RefCell<Option<CallEnv>>>;
@@ -217,7 +231,9 @@ fn worker(script: String, settings: Arc<Settings>, ready: Reply, jobs: mpsc::Rec
         });
         let entry = context.with(|ctx| -> Result<&'static str, Error> {
             install(&ctx, &env).map_err(|e| script_error(e.to_string()))?;
-            let ran: Result<(), _> = ctx.eval(script.as_bytes().to_vec()).catch(&ctx);
+            let ran: Result<(), _> = ctx
+                .eval_with_options(script.as_bytes().to_vec(), sloppy())
+                .catch(&ctx);
             if let Err(e) = ran {
                 return Err(caught(e, until, &settings));
             }
@@ -386,20 +402,26 @@ fn install<'js>(ctx: &Ctx<'js>, env: &Env) -> rquickjs::Result<()> {
     let e = env.clone();
     g.set(
         "dnsResolve",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, host: Opt<Coerced<String>>| {
-                let ips = lookup(&e, &arg(host));
-                let ip = ips.iter().find(|ip| ip.is_ipv4());
-                nullable(&ctx, ip.map(ToString::to_string))
-            },
-        )?,
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, host: Opt<Value<'js>>| {
+            // Not a string, or a name IDNA refuses: null, and no lookup.
+            let Some(host) = resolver_name(host) else {
+                return Ok(Value::new_null(ctx));
+            };
+            let ips = lookup(&e, Op::Resolve, &host);
+            let ip = ips.iter().find(|ip| ip.is_ipv4());
+            nullable(&ctx, ip.map(ToString::to_string))
+        })?,
     )?;
     let e = env.clone();
     g.set(
         "dnsResolveEx",
-        Function::new(ctx.clone(), move |host: Opt<Coerced<String>>| {
-            library::join(&lookup(&e, &arg(host)))
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, host: Opt<Value<'js>>| {
+            // Not a string: undefined, as Chromium's binding answers.
+            let Some(host) = resolver_name(host) else {
+                return Ok(Value::new_undefined(ctx));
+            };
+            let ips = library::join(&lookup(&e, Op::ResolveEx, &host));
+            rquickjs::String::from_str(ctx, &ips).map(|s| s.into_value())
         })?,
     )?;
     let e = env.clone();
@@ -414,27 +436,45 @@ fn install<'js>(ctx: &Ctx<'js>, env: &Env) -> rquickjs::Result<()> {
     )?;
     g.set(
         "isPlainHostName",
-        Function::new(ctx.clone(), |host: Opt<Coerced<String>>| {
-            library::is_plain_host_name(&arg(host))
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, host: Opt<Value<'js>>| match string_arg(host) {
+                Some(host) => Ok(library::is_plain_host_name(&host)),
+                None => Err(rquickjs::Exception::throw_type(
+                    &ctx,
+                    "Requires 1 string parameter",
+                )),
+            },
+        )?,
     )?;
     g.set(
         "isInNetEx",
         Function::new(
             ctx.clone(),
-            |ip: Opt<Coerced<String>>, prefix: Opt<Coerced<String>>| {
-                library::is_in_net_ex(&arg(ip), &arg(prefix))
+            |ctx: Ctx<'js>, ip: Opt<Value<'js>>, prefix: Opt<Value<'js>>| {
+                let (Some(ip), Some(prefix)) = (string_arg(ip), string_arg(prefix)) else {
+                    return Value::new_null(ctx);
+                };
+                let inside =
+                    ip.is_ascii() && prefix.is_ascii() && library::is_in_net_ex(&ip, &prefix);
+                Value::new_bool(ctx, inside)
             },
         )?,
     )?;
     g.set(
         "sortIpAddressList",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, list: Opt<Coerced<String>>| {
-            match library::sort_ip_address_list(&arg(list)) {
-                Some(sorted) => rquickjs::String::from_str(ctx, &sorted).map(|s| s.into_value()),
-                None => Ok(Value::new_bool(ctx, false)),
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, list: Opt<Value<'js>>| match string_arg(list) {
+                Some(list) if list.is_ascii() => match library::sort_ip_address_list(&list) {
+                    Some(sorted) => {
+                        rquickjs::String::from_str(ctx, &sorted).map(|s| s.into_value())
+                    }
+                    None => Ok(Value::new_bool(ctx, false)),
+                },
+                _ => Ok(Value::new_null(ctx)),
+            },
+        )?,
     )?;
     g.set("getClientVersion", Function::new(ctx.clone(), || "1.0")?)?;
     g.set(
@@ -445,11 +485,31 @@ fn install<'js>(ctx: &Ctx<'js>, env: &Env) -> rquickjs::Result<()> {
     )?;
     let e = env.clone();
     g.set("__pacNow", Function::new(ctx.clone(), move || now_ms(&e))?)?;
-    ctx.eval::<(), _>(library::JS_LIBRARY)
+    ctx.eval_with_options::<(), _>(library::JS_LIBRARY, sloppy())
+}
+
+/// Scripts run as browsers run them: global code in sloppy mode, where
+/// `x = 3` makes a global (rquickjs evaluates in strict mode by default).
+fn sloppy() -> EvalOptions {
+    let mut options = EvalOptions::default();
+    options.strict = false;
+    options
 }
 
 fn arg(value: Opt<Coerced<String>>) -> String {
     value.0.map(|c| c.0).unwrap_or_default()
+}
+
+/// The argument's text when it is a string (Chromium's bindings take
+/// strings only, and answer otherwise without converting).
+fn string_arg(value: Opt<Value<'_>>) -> Option<String> {
+    value.0?.as_string()?.to_string().ok()
+}
+
+/// The name `dnsResolve` and `dnsResolveEx` give the resolver: a string
+/// argument as it is, or as punycode when it is not ASCII.
+fn resolver_name(value: Opt<Value<'_>>) -> Option<String> {
+    library::host_for_resolver(&string_arg(value)?)
 }
 
 fn nullable<'js>(ctx: &Ctx<'js>, text: Option<String>) -> rquickjs::Result<Value<'js>> {
@@ -473,18 +533,14 @@ fn now_ms(env: &Env) -> f64 {
 
 /// The addresses of `host`, through the resolver, waiting no longer than
 /// the call's deadline; empty when it cannot be resolved in time.
-fn lookup(env: &Env, host: &str) -> Vec<IpAddr> {
+fn lookup(env: &Env, op: Op, host: &str) -> Vec<IpAddr> {
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
         return vec![ip];
     }
-    if host.is_empty() || host.len() > 253 {
-        return Vec::new();
-    }
-    let Some((settings, deadline, known)) = env
-        .borrow()
-        .as_ref()
-        .map(|e| (e.settings.clone(), e.deadline, e.lookups.get(host).cloned()))
-    else {
+    let Some((settings, deadline, known)) = env.borrow().as_ref().map(|e| {
+        let known = e.lookups.get(&(op, host.to_owned())).cloned();
+        (e.settings.clone(), e.deadline, known)
+    }) else {
         return Vec::new();
     };
     if let Some(ips) = known {
@@ -492,8 +548,8 @@ fn lookup(env: &Env, host: &str) -> Vec<IpAddr> {
     }
     let ips = resolve(host, &settings, deadline);
     if let Some(e) = env.borrow_mut().as_mut() {
-        if e.lookups.len() < 64 {
-            e.lookups.insert(host.to_owned(), ips.clone());
+        if e.lookups.len() < 64 && host.len() <= 253 {
+            e.lookups.insert((op, host.to_owned()), ips.clone());
         }
     }
     ips
@@ -536,7 +592,7 @@ fn resolve(host: &str, settings: &Arc<Settings>, deadline: Instant) -> Vec<IpAdd
 /// else `127.0.0.1` (Chromium's fallback).
 fn my_ip(env: &Env) -> IpAddr {
     let set = env.borrow().as_ref().and_then(|e| e.settings.my_ip);
-    set.or_else(|| library::pick_my_ip(&lookup(env, &library::host_name())))
+    set.or_else(|| library::pick_my_ip(&lookup(env, Op::MyIp, &library::host_name())))
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
@@ -546,7 +602,7 @@ fn my_ip_ex(env: &Env) -> String {
     if let Some(ip) = env.borrow().as_ref().and_then(|e| e.settings.my_ip) {
         return ip.to_string();
     }
-    let ips: Vec<IpAddr> = lookup(env, &library::host_name())
+    let ips: Vec<IpAddr> = lookup(env, Op::MyIp, &library::host_name())
         .into_iter()
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
         .collect();

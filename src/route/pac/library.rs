@@ -9,9 +9,11 @@
 //! `getClientVersion`; Microsoft's "IPv6 extensions to PAC" define the
 //! `*Ex` family. The JavaScript below is written for this crate; the
 //! behaviour (including quirks such as `shExpMatch` being a regular
-//! expression with `.`, `*` and `?` translated) is the browsers'.
+//! expression with `.`, `*` and `?` translated) is the browsers', with one
+//! exception: a `dateRange` month range ends on the month's last day,
+//! where the browsers' script runs an end of `"FEB"` into March.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -80,6 +82,16 @@ function weekdayRange() {
     if (from == -1 || to == -1) return false;
     return from <= to ? (from <= today && today <= to) : (to >= today || today >= from);
 }
+// Moves the end of a date range to (year, month) with its day (31 unless
+// given) cut to the month's length: "FEB" as an end is 28 or 29 February,
+// never 3 March, as a plain setMonth on 31 December would give.
+function __pacEndIn(d, year, month, day) {
+    d.setDate(1);
+    d.setFullYear(year, month);
+    var last = new Date(d.getTime());
+    last.setFullYear(year, month + 1, 0);
+    d.setDate(day < last.getDate() ? day : last.getDate());
+}
 function dateRange() {
     var argc = arguments.length;
     if (argc < 1) return false;
@@ -98,11 +110,16 @@ function dateRange() {
     var end = new Date(year, 11, 31, 23, 59, 59);
     var sameMonth = false;
     var half = argc >> 1;
+    var endDay = 31;
     for (var i = 0; i < argc; i++) {
         var d = i < half ? start : end;
         var v = parseInt(arguments[i]);
-        if (isNaN(v)) d.setMonth(month(arguments[i]));
-        else if (v < 32) { if (i < half) sameMonth = argc <= 2; d.setDate(v); }
+        if (i >= half && (isNaN(v) || v >= 32)) {
+            if (isNaN(v)) __pacEndIn(end, end.getFullYear(), month(arguments[i]), endDay);
+            else __pacEndIn(end, v, end.getMonth(), endDay);
+        }
+        else if (isNaN(v)) d.setMonth(month(arguments[i]));
+        else if (v < 32) { if (i < half) sameMonth = argc <= 2; else endDay = v; d.setDate(v); }
         else d.setFullYear(v);
     }
     if (sameMonth) { start.setMonth(now.getMonth()); end.setMonth(now.getMonth()); }
@@ -145,20 +162,23 @@ function timeRange() {
 }
 "#;
 
-/// `isPlainHostName(host)`: no dot, and not an IP literal (Chromium: `::1`
-/// is not a plain host name).
+/// `isPlainHostName(host)`: no dot, and not an IPv6 literal (Chromium's
+/// `IsPlainHostName`: `::1` is not a plain host name; `[::1]`, in
+/// brackets, is not an IP literal and so is one).
 pub(super) fn is_plain_host_name(host: &str) -> bool {
-    !host.contains('.') && host.trim_matches(['[', ']']).parse::<IpAddr>().is_err()
+    !host.contains('.') && host.parse::<Ipv6Addr>().is_err()
 }
 
-/// `isInNetEx(ip, prefix)`: whether the IP literal `ip` (no name is
-/// resolved, as Chromium) lies in the CIDR `prefix`. An IPv4 address and
-/// an IPv4-mapped IPv6 prefix (or the reverse) compare as the same address.
+/// `isInNetEx(ip, prefix)`: whether the IP literal `ip` (taken exactly as
+/// given: no name is resolved, no blank trimmed, as Chromium's `IsInNetEx`)
+/// lies in the CIDR `prefix` (`address/bits`, blanks around either part
+/// allowed, as Chromium's `ParseCIDRBlock`). An IPv4 address and an
+/// IPv4-mapped IPv6 prefix (or the reverse) compare as the same address.
 pub(super) fn is_in_net_ex(ip: &str, prefix: &str) -> bool {
-    let Ok(ip) = ip.trim().trim_matches(['[', ']']).parse::<IpAddr>() else {
+    let Ok(ip) = ip.parse::<IpAddr>() else {
         return false;
     };
-    let Ok(net) = prefix.trim().parse::<IpNet>() else {
+    let Some(net) = parse_cidr(prefix) else {
         return false;
     };
     match (ip, net) {
@@ -170,21 +190,49 @@ pub(super) fn is_in_net_ex(ip: &str, prefix: &str) -> bool {
     }
 }
 
-/// `sortIpAddressList(list)`: the `;`-separated addresses sorted IPv6
-/// first, then IPv4, each in ascending order (Chromium); `None` (the
-/// script sees `false`) when the list is empty or an entry is not an
-/// address.
-pub(super) fn sort_ip_address_list(list: &str) -> Option<String> {
-    let mut ips = list
-        .split(';')
-        .map(|s| s.trim().parse::<IpAddr>())
-        .collect::<Result<Vec<_>, _>>()
-        .ok()?;
-    if ips.is_empty() {
+/// `address/bits`; the address's host bits may be set (`198.95.3.3/16`).
+fn parse_cidr(text: &str) -> Option<IpNet> {
+    let (addr, bits) = text.split_once('/')?;
+    let bits = bits.trim();
+    if bits.contains('/') || bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    ips.sort_by_key(|ip| (ip.is_ipv4(), *ip));
-    Some(join(&ips))
+    let addr = addr.trim().parse::<IpAddr>().ok()?;
+    let bits = bits.parse::<u8>().ok()?;
+    IpNet::new(addr, bits).ok()
+}
+
+/// `sortIpAddressList(list)`: the `;`-separated addresses, blanks and tabs
+/// removed and empty entries skipped, sorted IPv6 first, then IPv4, each in
+/// ascending order, stably, and given back as they were written (Chromium's
+/// `SortIpAddressList`: `"0::1;::1"` stays as it is). `None` (the script
+/// sees `false`) when no address is left or an entry is not an address.
+pub(super) fn sort_ip_address_list(list: &str) -> Option<String> {
+    let cleaned: String = list.chars().filter(|c| !matches!(c, ' ' | '\t')).collect();
+    let mut entries = cleaned
+        .split(';')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| entry.parse::<IpAddr>().map(|ip| (ip, entry)))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    if entries.is_empty() {
+        return None;
+    }
+    // A stable sort: equal addresses keep their order (and their spelling).
+    entries.sort_by_key(|(ip, _)| (ip.is_ipv4(), *ip));
+    let texts: Vec<&str> = entries.iter().map(|(_, text)| *text).collect();
+    Some(texts.join(";"))
+}
+
+/// The name a PAC function hands to the resolver, as Chromium's
+/// `GetHostnameArgument`: ASCII text as it is (the empty name and any
+/// other odd text included), other text converted to punycode (IDNA);
+/// `None` when that conversion fails.
+pub(super) fn host_for_resolver(name: &str) -> Option<String> {
+    if name.is_ascii() {
+        return Some(name.to_owned());
+    }
+    idna::domain_to_ascii(name).ok()
 }
 
 /// Addresses joined with `;`, as the `*Ex` functions answer.
@@ -235,8 +283,13 @@ mod tests {
             ("", true),
             ("localhost", true),
             ("::1", false),
-            ("[::1]", false),
+            ("[::1]", true),
             ("fe80::1", false),
+            ("::192.186.1.1", false),
+            ("foopy::1", true),
+            ("foo:112", true),
+            (":", true),
+            ("[:]", true),
             ("10.0.0.1", false),
             ("host-1", true),
         ] {
@@ -261,6 +314,13 @@ mod tests {
             ("10.1.2.3", "10.0.0.0/33", false),
             ("10.1.2.3", "garbage", false),
             ("", "0.0.0.0/0", false),
+            ("127.0.0.1 ", "127.0.0.1/32", false),
+            (" 127.0.0.1", "127.0.0.1/32", false),
+            ("[::1]", "::1/128", false),
+            ("10.1.2.3", " 10.0.0.0 / 8 ", true),
+            ("10.1.2.3", "10.0.0.0/8/8", false),
+            ("10.1.2.3", "10.0.0.0/+8", false),
+            ("198.95.1.1", "198.95.3.3/16", true),
         ] {
             assert_eq!(is_in_net_ex(ip, prefix), inside, "{ip} in {prefix}");
         }
@@ -276,13 +336,33 @@ mod tests {
                 Some("::1;2001:db8::2;192.168.0.1"),
             ),
             ("127.0.0.1", Some("127.0.0.1")),
+            ("192.168.1.1;0:0::1", Some("0:0::1;192.168.1.1")),
+            ("0::1;::1;0:0::1", Some("0::1;::1;0:0::1")),
+            (";127.0.0.1;", Some("127.0.0.1")),
+            ("10.0.0.1;", Some("10.0.0.1")),
+            (
+                "127.0.0.1;\t127.0.0.2;\t 127.0.0.0",
+                Some("127.0.0.0;127.0.0.1;127.0.0.2"),
+            ),
             ("", None),
-            ("10.0.0.1;", None),
+            (" ", None),
+            (";", None),
+            (" ;  ; ", None),
             ("10.0.0.1;example.com", None),
             ("256.0.0.1", None),
         ] {
             assert_eq!(sort_ip_address_list(list).as_deref(), sorted, "{list}");
         }
+    }
+
+    #[test]
+    fn names_for_the_resolver() {
+        assert_eq!(host_for_resolver("").as_deref(), Some(""));
+        assert_eq!(host_for_resolver("a b").as_deref(), Some("a b"));
+        assert_eq!(
+            host_for_resolver("B\u{fc}cher.ch").as_deref(),
+            Some("xn--bcher-kva.ch")
+        );
     }
 
     #[test]

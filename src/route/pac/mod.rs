@@ -34,11 +34,27 @@
 //! and Microsoft's IPv6 extensions `isResolvableEx`, `isInNetEx`,
 //! `dnsResolveEx`, `myIpAddressEx`, `sortIpAddressList`,
 //! `getClientVersion` (`"1.0"`) and `FindProxyForURLEx`, which is called
-//! instead of `FindProxyForURL` when the script defines it.
+//! instead of `FindProxyForURL` when the script defines it. Scripts run as
+//! in a browser: global code in sloppy (non-strict) mode. Where tower-tunnel
+//! parts from Chromium, it is on purpose: `getClientVersion` and
+//! `FindProxyForURLEx` (Microsoft's, which Chromium leaves out) are there,
+//! and a `dateRange` month range ends on the month's last day (Chromium's
+//! library, like Firefox's, builds an end of `"FEB"` as 31 February, in
+//! March, though its own tests expect the month's end).
+//! `tests/pac/README.md` lists every known difference from Chromium and
+//! from pacparser, and the tests that check them.
+//!
+//! An answer that is a string with no entry (`""`, or only blanks and
+//! semicolons) means `DIRECT`, as in Chromium; any other answer must be a
+//! proxy list ([`ProxyList::parse`]).
 //!
 //! Name lookups go through the resolver ([`Pac::with_resolver`]; the
 //! system's `getaddrinfo` by default) on a helper thread, and wait at most
-//! for what is left of the call's budget. A lookup still unanswered then
+//! for what is left of the call's budget. As in Chromium, `dnsResolve` and
+//! `dnsResolveEx` hand every string to the resolver as it is (the empty
+//! one included), except a name with non-ASCII letters, which goes as
+//! punycode (`Bücher.ch` as `xn--bcher-kva.ch`); IP literals answer
+//! themselves, and a non-string argument gives `null` without a lookup. A lookup still unanswered then
 //! counts as unresolvable inside the script, and the call fails with the
 //! budget's timeout: no answer ever rests on a lookup cut short.
 //! `myIpAddress()` is [`Pac::with_my_ip_address`] if set, else the first
@@ -72,7 +88,7 @@
 //! - [`ErrorKind::PacOutOfMemory`] when the script hits its memory limit.
 //!   The script stays usable for the next call after this and a timeout.
 //! - [`ErrorKind::PacAnswer`] when the answer is not a string, or not a
-//!   proxy list; the message quotes it.
+//!   proxy list (an empty one is `DIRECT`); the message quotes it.
 //! - [`ErrorKind::PacFetch`] when [`Pac::from_url`] cannot fetch the
 //!   script.
 
@@ -89,7 +105,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::Uri;
 
 use self::engine::Engine;
-use super::ProxyList;
+use super::{Hop, ProxyList};
 use crate::error::{Error, ErrorKind, Phase};
 
 /// The default time budget of one call.
@@ -382,7 +398,11 @@ impl Pac {
     /// The resolver behind `dnsResolve`, `isResolvable`, `isInNet` with a
     /// name, the `*Ex` functions and `myIpAddress`; the system's unless
     /// set. It runs on a helper thread, and its answer is waited for only
-    /// within the call's budget.
+    /// within the call's budget. It gets names as the script gave them
+    /// (any string, the empty one included), international ones as
+    /// punycode. Within one call an answer is reused for the same name
+    /// and function (`dnsResolve` and `dnsResolveEx` each ask), as in
+    /// Chromium.
     pub fn with_resolver(
         self,
         resolver: impl Fn(&str) -> std::io::Result<Vec<IpAddr>> + Send + Sync + 'static,
@@ -472,7 +492,13 @@ impl Pac {
         host: String,
         answer: &str,
     ) -> Result<(ProxyList, Arc<str>), Error> {
-        let list = ProxyList::parse(answer).map_err(|e| {
+        let list = if answer.split(';').all(|entry| entry.trim().is_empty()) {
+            // An empty answer is DIRECT, as in Chromium.
+            ProxyList::new([Hop::Direct])
+        } else {
+            ProxyList::parse(answer)
+        };
+        let list = list.map_err(|e| {
             let why = e.to_string();
             engine::answer_error(format!(
                 "`{}` ({})",

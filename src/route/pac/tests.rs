@@ -45,6 +45,9 @@ fn plain_names_and_domains() {
         ("isPlainHostName('www')", "true"),
         ("isPlainHostName('www.example.com')", "false"),
         ("isPlainHostName('::1')", "false"),
+        ("isPlainHostName('[::1]')", "true"),
+        ("isPlainHostName('fe80::1')", "false"),
+        ("isPlainHostName('foopy::1')", "true"),
         ("dnsDomainIs('www.netscape.com', '.netscape.com')", "true"),
         ("dnsDomainIs('www', '.netscape.com')", "false"),
         ("dnsDomainIs('www.mcom.com', '.netscape.com')", "false"),
@@ -133,6 +136,131 @@ fn networks() {
         ("sortIpAddressList('not an address')", "false"),
         ("getClientVersion()", "1.0"),
     ]);
+}
+
+/// The text of what `call` throws, or `no throw`.
+fn thrown(call: &str) -> String {
+    format!("(function () {{ try {{ {call}; return 'no throw'; }} catch (e) {{ return String(e); }} }})()")
+}
+
+#[test]
+fn is_plain_host_name_takes_strings_only() {
+    for call in [
+        "isPlainHostName()",
+        "isPlainHostName(null)",
+        "isPlainHostName(1)",
+        "isPlainHostName(function () {})",
+    ] {
+        check(&[(&thrown(call), "TypeError: Requires 1 string parameter")]);
+    }
+    check(&[(&thrown("isPlainHostName('a', 'b')"), "no throw")]);
+}
+
+#[test]
+fn sort_ip_address_list_keeps_the_given_text() {
+    check(&[
+        (
+            "sortIpAddressList('192.168.1.1;0:0::1')",
+            "0:0::1;192.168.1.1",
+        ),
+        ("sortIpAddressList('0::1;::1;0:0::1')", "0::1;::1;0:0::1"),
+        ("sortIpAddressList(';127.0.0.1;')", "127.0.0.1"),
+        (
+            "sortIpAddressList('192.168.0.1; 192.168.0.2')",
+            "192.168.0.1;192.168.0.2",
+        ),
+        ("sortIpAddressList(' ;  ; ')", "false"),
+        ("sortIpAddressList('256.0.0.1')", "false"),
+        ("sortIpAddressList() === null", "true"),
+        ("sortIpAddressList(null) === null", "true"),
+        ("sortIpAddressList(42) === null", "true"),
+    ]);
+}
+
+#[test]
+fn is_in_net_ex_checks_its_arguments() {
+    check(&[
+        ("isInNetEx() === null", "true"),
+        ("isInNetEx(null, null) === null", "true"),
+        ("isInNetEx('198.95.249.79') === null", "true"),
+        ("isInNetEx('198.95.249.79', 32) === null", "true"),
+        ("isInNetEx('127.0.0.1 ', '127.0.0.1/32')", "false"),
+        ("isInNetEx('127.0.0.1', '127.0.0.1/32')", "true"),
+        ("isInNetEx('198.95.1.1', '198.95.3.3/16')", "true"),
+        ("isInNetEx('127.0.0.1', '127.0.0.1')", "false"),
+    ]);
+}
+
+#[test]
+fn a_month_range_ends_on_the_months_last_day() {
+    // 2009-03-03 00:00:00 UTC and 2009-02-28 23:00:00 UTC.
+    let march_3 = || UNIX_EPOCH + Duration::from_secs(1_236_038_400);
+    let feb_28 = || UNIX_EPOCH + Duration::from_secs(1_235_862_000);
+    for (expr, want) in [
+        ("dateRange('SEP', 'FEB', 'GMT')", "false"),
+        ("dateRange('JAN', 'FEB', 'GMT')", "false"),
+        ("dateRange('FEB', 2009, 'FEB', 2009, 'GMT')", "false"),
+        ("dateRange('FEB', 'MAR', 'GMT')", "true"),
+        ("dateRange('SEP', 'APR', 'GMT')", "true"),
+    ] {
+        let pac = eval_pac(expr).with_clock(march_3);
+        assert_eq!(pac.evaluate("http://x/", "x").unwrap(), want, "{expr}");
+    }
+    for expr in [
+        "dateRange('SEP', 'FEB', 'GMT')",
+        "dateRange('JAN', 'FEB', 'GMT')",
+        "dateRange('FEB', 2009, 'FEB', 2009, 'GMT')",
+    ] {
+        let pac = eval_pac(expr).with_clock(feb_28);
+        assert_eq!(pac.evaluate("http://x/", "x").unwrap(), "true", "{expr}");
+    }
+}
+
+#[test]
+fn an_empty_answer_is_direct() {
+    for answer in ["", " ", ";", " ; "] {
+        let pac = Pac::from_script(format!(
+            "function FindProxyForURL(u, h) {{ return {answer:?}; }}"
+        ))
+        .unwrap();
+        let (list, raw) = pac.find(&"http://example.com/".parse().unwrap()).unwrap();
+        assert_eq!(list.hops(), &[Hop::Direct], "{answer:?}");
+        assert_eq!(&*raw, answer);
+    }
+}
+
+#[test]
+fn scripts_run_in_sloppy_mode() {
+    // The last statement has no semicolon and makes an implicit global.
+    let pac = Pac::from_script("function FindProxyForURL(u, h) { return 'PROXY p:' + x; }\nx = 3")
+        .unwrap();
+    assert_eq!(pac.evaluate("http://x/", "x").unwrap(), "PROXY p:3");
+}
+
+#[test]
+fn what_reaches_the_resolver() {
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let pac = Pac::from_script(
+        "function FindProxyForURL(u, h) {
+             return [dnsResolve(''), dnsResolve(null), dnsResolve(), dnsResolve(['3']),
+                     typeof dnsResolveEx(7), dnsResolve('B\\u00fccher.ch'),
+                     dnsResolveEx('B\\u00fccher.ch'), dnsResolve('a b')].join('|');
+         }",
+    )
+    .unwrap()
+    .with_resolver(move |name: &str| {
+        log.lock().unwrap().push(name.to_owned());
+        Ok(vec!["127.0.0.1".parse().unwrap()])
+    });
+    assert_eq!(
+        pac.evaluate("http://x/", "x").unwrap(),
+        "127.0.0.1||||undefined|127.0.0.1|127.0.0.1|127.0.0.1"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["", "xn--bcher-kva.ch", "xn--bcher-kva.ch", "a b"]
+    );
 }
 
 /// 2024-03-13 (a Wednesday) 14:30:15 UTC.
