@@ -342,11 +342,19 @@ fn caught(e: CaughtError<'_>, until: Instant, settings: &Settings) -> Error {
             .unwrap_or_else(|| format!("a thrown {}", js_type(v))),
         CaughtError::Error(e) => e.to_string(),
     };
-    let out_of_memory = matches!(&e, CaughtError::Error(rquickjs::Error::Allocation))
+    let oom = matches!(&e, CaughtError::Error(rquickjs::Error::Allocation))
         || text.contains("out of memory");
-    if out_of_memory {
-        return Error::new(ErrorKind::PacOutOfMemory, Some(Phase::Pac)).with_detail(format!(
-            "its memory limit is {} bytes",
+    if oom {
+        return out_of_memory(settings);
+    }
+    // QuickJS throws a bare `null` when it cannot allocate even its "out of
+    // memory" error (JS_ThrowError2); by the time the call returns, the
+    // heap is freed, so nothing else tells. A script's own `throw null`
+    // reads the same, and says so.
+    if matches!(&e, CaughtError::Value(v) if v.is_null()) {
+        return out_of_memory(settings).with_detail(format!(
+            "its memory limit is {} bytes (it threw `null`: QuickJS's sign that it could not \
+             allocate even an error, unless the script threw `null` itself)",
             settings.memory_limit
         ));
     }
@@ -354,6 +362,13 @@ fn caught(e: CaughtError<'_>, until: Instant, settings: &Settings) -> Error {
         return script_error("stack overflow".to_owned());
     }
     script_error(quote(&text))
+}
+
+fn out_of_memory(settings: &Settings) -> Error {
+    Error::new(ErrorKind::PacOutOfMemory, Some(Phase::Pac)).with_detail(format!(
+        "its memory limit is {} bytes",
+        settings.memory_limit
+    ))
 }
 
 /// A value's type as JavaScript's `typeof` names it.

@@ -396,6 +396,27 @@ fn a_top_level_endless_loop_fails_the_compile() {
     assert!(err.is_timeout(), "{err}");
 }
 
+/// QuickJS out of memory may fail to allocate even its error, and then
+/// throws a bare `null` (seen once in CI with the test below); a thrown
+/// `null` is taken as out of memory, and the message says it may be the
+/// script's own.
+#[test]
+fn a_thrown_null_is_out_of_memory_and_says_why() {
+    let pac = Pac::from_script("function FindProxyForURL(u, h) { throw null; }").unwrap();
+    let err = pac.evaluate("http://x/", "x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PacOutOfMemory, "{err}");
+    assert!(
+        err.to_string()
+            .contains("unless the script threw `null` itself"),
+        "{err}"
+    );
+    let err = Pac::from_script("function FindProxyForURL(u, h) { throw 42; }")
+        .unwrap()
+        .evaluate("http://x/", "x")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PacScript, "{err}");
+}
+
 #[test]
 fn a_huge_allocation_fails_and_the_script_stays_usable() {
     let pac = Pac::from_script(
