@@ -96,6 +96,7 @@ pub mod future;
 mod handshake;
 mod layer;
 mod optimistic;
+mod optimistic_h2;
 mod pool;
 pub(crate) mod protocol;
 mod proxy_tls;

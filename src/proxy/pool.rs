@@ -175,15 +175,15 @@ impl fmt::Debug for Lease {
 
 /// Opens a new connection to every tunnel when dropped; see
 /// [`Pool::settle_on_drop`].
-pub(crate) struct Settle<'a> {
-    pool: &'a Pool,
-    proxy: &'a Key,
+pub(crate) struct Settle {
+    pool: Pool,
+    proxy: Key,
     id: u64,
 }
 
-impl Drop for Settle<'_> {
+impl Drop for Settle {
     fn drop(&mut self) {
-        if let Some(slot) = self.pool.lock().get_mut(self.proxy) {
+        if let Some(slot) = self.pool.lock().get_mut(&self.proxy) {
             if let Some(conn) = slot.conns.iter_mut().find(|c| c.id == self.id) {
                 conn.settled = true;
             }
@@ -273,10 +273,10 @@ impl Pool {
     /// Opens connection `id` to every tunnel when the guard is dropped:
     /// the proxy's `SETTINGS` are in by then (or waiting for them failed,
     /// or was given up, and the connection stands on its own merits).
-    pub(crate) fn settle_on_drop<'a>(&'a self, proxy: &'a Key, id: u64) -> Settle<'a> {
+    pub(crate) fn settle_on_drop(&self, proxy: &Key, id: u64) -> Settle {
         Settle {
-            pool: self,
-            proxy,
+            pool: self.clone(),
+            proxy: proxy.clone(),
             id,
         }
     }
