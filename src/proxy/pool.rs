@@ -24,7 +24,8 @@
 //!   (above the `GOAWAY`'s last stream id, or reset with `REFUSED_STREAM`)
 //!   is sent again once, on a connection that has room (a fresh one after
 //!   `GOAWAY`), and [`ConnectionInfo::is_h2_retried`](crate::ConnectionInfo::is_h2_retried)
-//!   says so.
+//!   says so. With optimistic data the bytes written behind the first
+//!   `CONNECT` go again behind the second (`proxy::optimistic_h2`).
 //! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
 //!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
 //!   tunnel's reads and writes with an `io::Error` carrying a
