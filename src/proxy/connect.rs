@@ -625,7 +625,12 @@ where
         // optimistic data, the first bytes of its tunnel) need not wait.
         let settle = self.pool.settle_on_drop(key, sent.conn);
         if let Some(mut ping) = ping {
-            let limit = self.config.connect_timeout;
+            // Bounded even without a connect timeout: past it the
+            // connection is shared on its own merits.
+            let limit = self
+                .config
+                .connect_timeout
+                .or(Some(crate::timeout::DEFAULT_TIMEOUT));
             tokio::spawn(
                 async move {
                     let pong = ping.ping(h2::Ping::opaque());
