@@ -302,6 +302,12 @@ impl Error {
         self
     }
 
+    /// Sets the phase, unless one is set already.
+    pub(crate) fn or_phase(mut self, phase: Phase) -> Self {
+        self.inner.phase.get_or_insert(phase);
+        self
+    }
+
     pub(crate) fn with_response(mut self, response: ProxyResponse) -> Self {
         self.inner.response = Some(response);
         self

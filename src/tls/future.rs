@@ -168,11 +168,16 @@ where
                         Ok(stream) => stream,
                         // The proxy refused an optimistic tunnel request,
                         // or its answer could not be read: that error, as
-                        // it is, not a TLS failure.
+                        // it is, not a TLS failure. The route's own failures
+                        // under the handshake (an HTTP/2 stream or proxy
+                        // connection failing) happened in this phase.
                         Err(e) => {
-                            let e = crate::proxy::unwrap_error(e).unwrap_or_else(|e| {
-                                Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e)
-                            });
+                            let e = match crate::proxy::unwrap_error(e) {
+                                Ok(e) => e.or_phase(Phase::Tls),
+                                Err(e) => {
+                                    Error::new(ErrorKind::Tls, Some(Phase::Tls)).with_source(e)
+                                }
+                            };
                             return Poll::Ready(Err(in_context(e, &info)));
                         }
                     };
