@@ -302,14 +302,15 @@ impl Error {
         self
     }
 
-    /// Sets the phase, unless one is set already.
-    pub(crate) fn or_phase(mut self, phase: Phase) -> Self {
-        self.inner.phase.get_or_insert(phase);
+    pub(crate) fn with_response(mut self, response: ProxyResponse) -> Self {
+        self.inner.response = Some(response);
         self
     }
 
-    pub(crate) fn with_response(mut self, response: ProxyResponse) -> Self {
-        self.inner.response = Some(response);
+    /// Gives an error that belongs to no phase yet (an I/O failure the
+    /// tunnel reported, say) the phase it surfaced in.
+    pub(crate) fn or_phase(mut self, phase: Phase) -> Self {
+        self.inner.phase.get_or_insert(phase);
         self
     }
 

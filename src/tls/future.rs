@@ -168,9 +168,10 @@ where
                         Ok(stream) => stream,
                         // The proxy refused an optimistic tunnel request,
                         // or its answer could not be read: that error, as
-                        // it is, not a TLS failure. The route's own failures
-                        // under the handshake (an HTTP/2 stream or proxy
-                        // connection failing) happened in this phase.
+                        // it is, not a TLS failure. A tunnel that failed
+                        // under the handshake (the proxy's HTTP/2
+                        // connection died) keeps its kind and message, in
+                        // this phase.
                         Err(e) => {
                             let e = match crate::proxy::unwrap_error(e) {
                                 Ok(e) => e.or_phase(Phase::Tls),
