@@ -1252,6 +1252,95 @@ async fn nghttpx_carries_optimistic_connect_over_http1() {
     assert_eq!(body, HELLO_BODY);
 }
 
+/// nghttpx `--http2-proxy` spoken to in HTTP/2 (squid behind it): the `ClientHello` goes as
+/// DATA right behind the `CONNECT` stream's HEADERS, on the fresh connection and on the
+/// pooled one, and comes back as the origin's TLS; a refusal (squid cannot reach a closed
+/// port: `503`) is the same error as without the option.
+#[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
+async fn nghttpx_carries_optimistic_data_on_http2_connect_streams() {
+    let url = interop_var("NGHTTPX_URL");
+    let ca = interop_var("NGHTTPX_CA");
+    let _one_at_a_time = NGHTTPX.lock().await;
+    let proxy_tls = trusting(&ca);
+    let stack = |p: Proxy| {
+        ServiceBuilder::new()
+            .layer(AlpnDispatchLayer::<Body>::new())
+            .layer(TlsLayer::new(client_config()))
+            .layer(
+                ProxyConnectLayer::new(p)
+                    .with_proxy_tls(proxy_tls.clone())
+                    .with_connect_timeout(Some(PHASE_TIMEOUT)),
+            )
+            .service(HttpConnector::new())
+    };
+    let origin = TestOrigin::start().await.unwrap();
+    let target: Uri = format!("https://localhost:{}/", origin.addr().port())
+        .parse()
+        .unwrap();
+    let run = async {
+        let optimistic = stack(proxy(&url).with_optimistic_data(true));
+        let mut first = optimistic
+            .clone()
+            .oneshot(target.clone())
+            .await
+            .unwrap_or_else(|e| panic!("optimistic CONNECT stream through nghttpx: {e}"));
+        let mut second = optimistic
+            .clone()
+            .oneshot(target.clone())
+            .await
+            .unwrap_or_else(|e| panic!("second optimistic CONNECT stream through nghttpx: {e}"));
+        for conn in [&mut first, &mut second] {
+            let info = conn.info();
+            assert!(info.route().is_h2_tunnel(), "{info}");
+            assert_eq!(
+                info.proxy_response().map(|r| r.status()),
+                Some(http::StatusCode::OK),
+                "{info}"
+            );
+            assert!(info.timings().proxy_connect().is_some(), "{info}");
+            let (parts, body) = get(conn, "/").await;
+            assert_eq!(parts.status, 200);
+            assert_eq!(body, HELLO_BODY);
+        }
+        // The second on the pooled connection.
+        assert_eq!(second.info().shared_tunnels(), Some(2), "{}", second.info());
+        assert!(
+            matches!(
+                second.info().route(),
+                tower_tunnel::Route::H2Tunnel { stream: 3, .. }
+            ),
+            "{}",
+            second.info()
+        );
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let nowhere: Uri = format!("https://localhost:{closed}/").parse().unwrap();
+        let plain = stack(proxy(&url))
+            .oneshot(nowhere.clone())
+            .await
+            .expect_err("squid cannot reach a closed port");
+        let refused = optimistic
+            .clone()
+            .oneshot(nowhere)
+            .await
+            .expect_err("squid cannot reach a closed port");
+        assert_eq!(facts(&refused), facts(&plain));
+        assert_eq!(refused.kind(), ErrorKind::ProxyRefused, "{refused}");
+        assert!(refused.status().is_some(), "{refused}");
+        // The tunnels opened before run on.
+        assert_eq!(get(&mut first, "/").await.0.status, 200);
+        assert_eq!(origin.connections(), 2);
+    };
+    tokio::time::timeout(TEST_TIMEOUT, run)
+        .await
+        .expect("nghttpx optimistic test timed out");
+}
+
 #[tokio::test]
 #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn dante_carries_optimistic_socks() {

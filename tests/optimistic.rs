@@ -355,3 +355,354 @@ async fn a_refused_socks5_request_is_the_same_error() {
     );
     assert_eq!(origin.tls_handshakes(), 0);
 }
+
+// --- HTTP/2 CONNECT streams ------------------------------------------------------------
+
+#[path = "common/raw_h2.rs"]
+mod raw_h2;
+
+use raw_h2::{Action, RawH2Proxy};
+use tower_tunnel::test_util::{client_config, TestH2Proxy};
+use tower_tunnel::{ErrorKind, Phase, ProxyList};
+
+/// The stack to an `https://` proxy, with its TLS trusting the test CA.
+fn h2_stack(
+    proxy: Proxy,
+) -> impl tower::Service<Uri, Response = HttpConnection<Body>, Error = Error, Future: Send> + Clone
+{
+    h2_stack_from(ProxyConnectLayer::new(proxy))
+}
+
+fn h2_stack_from(
+    layer: ProxyConnectLayer,
+) -> impl tower::Service<Uri, Response = HttpConnection<Body>, Error = Error, Future: Send> + Clone
+{
+    ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<Body>::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(
+            layer
+                .with_proxy_tls(client_config())
+                .with_connect_timeout(Some(Duration::from_secs(5))),
+        )
+        .service(HttpConnector::new())
+}
+
+fn h2_target(origin: &TestOrigin) -> Uri {
+    format!("https://localhost:{}/", origin.addr().port())
+        .parse()
+        .unwrap()
+}
+
+fn h2_stream(conn: &HttpConnection<Body>) -> u32 {
+    match conn.info().route() {
+        Route::H2Tunnel { stream, .. } => *stream,
+        other => panic!("not an HTTP/2 tunnel: {other}"),
+    }
+}
+
+/// A TLS handshake record (type 22, version 3.x): the start of a `ClientHello`.
+fn is_client_hello(bytes: &[u8]) -> bool {
+    bytes.len() > 5 && bytes[..2] == [0x16, 0x03]
+}
+
+#[tokio::test]
+async fn h2_the_client_hello_goes_as_data_before_the_answer() {
+    let origin = TestOrigin::start().await.unwrap();
+    // The answer waits for the stream's first DATA (5 s at most): the log shows for
+    // certain what came before it.
+    let proxy = TestH2Proxy::builder()
+        .hold_answers_for_data(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let p = Proxy::new(&proxy.url()).unwrap().with_optimistic_data(true);
+    let started = std::time::Instant::now();
+    let mut conn = h2_stack(p).oneshot(h2_target(&origin)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "held until the hold ran out"
+    );
+    assert_eq!(
+        get(&mut conn).await,
+        (
+            http::StatusCode::OK,
+            tower_tunnel::test_util::HELLO_BODY.to_owned()
+        )
+    );
+    let log = proxy.streams_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].stream, 1);
+    assert!(log[0].answered);
+    assert!(
+        is_client_hello(&log[0].before_answer),
+        "before the answer: {:?}",
+        log[0].before_answer
+    );
+    let info = conn.info();
+    assert!(info.route().is_h2_tunnel(), "{}", info.route());
+    assert_eq!(info.proxy_response().unwrap().status(), 200);
+    let connect = info.timings().proxy_connect().expect("proxy_connect");
+    assert!(connect <= info.timings().total());
+    assert!(!info.is_h2_retried());
+    assert_eq!(info.shared_tunnels(), Some(1));
+    assert_eq!(origin.proxied_connections(), 1);
+    assert_eq!(origin.direct_connections(), 0);
+}
+
+#[tokio::test]
+async fn h2_without_optimism_nothing_comes_before_the_answer() {
+    let origin = TestOrigin::start().await.unwrap();
+    let proxy = TestH2Proxy::builder()
+        .hold_answers_for_data(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let mut conn = h2_stack(Proxy::new(&proxy.url()).unwrap())
+        .oneshot(h2_target(&origin))
+        .await
+        .unwrap();
+    assert_eq!(get(&mut conn).await.0, 200);
+    let log = proxy.streams_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].before_answer.is_empty(), "{log:?}");
+}
+
+#[tokio::test]
+async fn h2_a_tunnel_on_the_pooled_connection_is_optimistic_too() {
+    let origin = TestOrigin::start().await.unwrap();
+    let proxy = TestH2Proxy::builder()
+        .hold_answers_for_data(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stack = h2_stack(Proxy::new(&proxy.url()).unwrap().with_optimistic_data(true));
+    let mut first = stack.clone().oneshot(h2_target(&origin)).await.unwrap();
+    assert_eq!(get(&mut first).await.0, 200);
+    let started = std::time::Instant::now();
+    let mut second = stack.clone().oneshot(h2_target(&origin)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(get(&mut second).await.0, 200);
+    assert_eq!((h2_stream(&first), h2_stream(&second)), (1, 3));
+    assert_eq!(second.info().shared_tunnels(), Some(2));
+    assert_eq!(proxy.connections(), 1);
+    let log = proxy.streams_log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    for l in &log {
+        assert_eq!(l.connection, 0);
+        assert!(is_client_hello(&l.before_answer), "{l:?}");
+    }
+    // Both tunnels still work side by side.
+    assert_eq!(get(&mut first).await.0, 200);
+}
+
+#[tokio::test]
+async fn h2_refusals_are_the_same_errors_and_the_origin_sees_nothing() {
+    let origin = TestOrigin::start().await.unwrap();
+    let authority = format!("localhost:{}", origin.addr().port());
+    let refusals = [
+        (
+            403,
+            vec![
+                ("X-Reason".to_owned(), "denied port".to_owned()),
+                ("X-Reason".to_owned(), "twice".to_owned()),
+            ],
+        ),
+        (
+            407,
+            vec![(
+                "Proxy-Authenticate".to_owned(),
+                "Basic realm=\"h2\"".to_owned(),
+            )],
+        ),
+        (502, vec![]),
+    ];
+    for (status, headers) in refusals {
+        let proxy = TestH2Proxy::builder()
+            .refuse_with(&authority, status, headers.clone())
+            .start()
+            .await
+            .unwrap();
+        let plain = h2_stack(Proxy::new(&proxy.url()).unwrap())
+            .oneshot(h2_target(&origin))
+            .await
+            .unwrap_err();
+        let p = Proxy::new(&proxy.url()).unwrap().with_optimistic_data(true);
+        let optimistic = h2_stack(p).oneshot(h2_target(&origin)).await.unwrap_err();
+        assert_eq!(facts(&optimistic), facts(&plain), "{status}");
+        assert_eq!(optimistic.status().map(|s| s.as_u16()), Some(status));
+        let response = optimistic.proxy_response().unwrap();
+        assert_eq!(response.reason(), None);
+        for (name, value) in &headers {
+            assert!(
+                response.headers().get_all(name).iter().any(|v| v == value),
+                "{name}: {value} in {:?}",
+                response.headers()
+            );
+        }
+        let kind = match status {
+            407 => ErrorKind::ProxyAuthRequired,
+            _ => ErrorKind::ProxyRefused,
+        };
+        assert_eq!(optimistic.kind(), kind);
+        assert_eq!(optimistic.phase(), Some(Phase::ProxyConnect));
+        // No retry: one stream each, on one connection.
+        assert_eq!(proxy.streams(), 2);
+        assert_eq!(proxy.connections(), 2);
+    }
+    // The ClientHello sent with the optimistic CONNECTs went nowhere.
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn h2_a_silent_proxy_is_the_connect_timeout() {
+    let raw = RawH2Proxy::start(100, vec![vec![Action::Silence]]).await;
+    let origin = TestOrigin::start().await.unwrap();
+    let p = Proxy::new(&raw.url()).unwrap().with_optimistic_data(true);
+    let stack = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<Body>::new())
+        .layer(TlsLayer::new(client_config()).with_handshake_timeout(Some(Duration::from_secs(20))))
+        .layer(
+            ProxyConnectLayer::new(p)
+                .with_proxy_tls(client_config())
+                .with_connect_timeout(Some(Duration::from_millis(300))),
+        )
+        .service(HttpConnector::new());
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), stack.oneshot(h2_target(&origin)))
+        .await
+        .expect("bounded by the connect timeout")
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.phase(), Some(Phase::ProxyConnect), "{err}");
+    assert_eq!(
+        err.proxy().map(ToString::to_string),
+        Some(raw.addr.to_string())
+    );
+    // The ClientHello did go out, behind the HEADERS.
+    let data = raw.data();
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert!(is_client_hello(&data[0].2));
+}
+
+#[tokio::test]
+async fn h2_a_refused_stream_is_sent_again_once_with_the_same_bytes() {
+    let origin = TestOrigin::start().await.unwrap();
+    // Refused once the ClientHello is in: the proxy got the bytes and dropped them.
+    let raw = RawH2Proxy::start(
+        100,
+        vec![vec![Action::RefuseAfterData, Action::Tunnel(origin.addr())]],
+    )
+    .await;
+    let p = Proxy::new(&raw.url()).unwrap().with_optimistic_data(true);
+    let mut conn = h2_stack(p).oneshot(h2_target(&origin)).await.unwrap();
+    assert_eq!(get(&mut conn).await.0, 200);
+    let info = conn.info();
+    assert!(info.is_h2_retried(), "{info}");
+    // REFUSED_STREAM leaves the connection usable: the next stream on it.
+    assert_eq!(h2_stream(&conn), 3);
+    assert_eq!(info.shared_tunnels(), Some(1));
+    assert_eq!(info.proxy_response().unwrap().status(), 200);
+    assert_eq!((raw.connections(), raw.streams()), (1, 2));
+    // Stream 3 began with the very ClientHello the refused stream 1 carried.
+    let data = raw.data();
+    let first = data
+        .iter()
+        .find(|(_, s, _)| *s == 1)
+        .expect("stream 1's data");
+    let retried = data
+        .iter()
+        .find(|(_, s, _)| *s == 3)
+        .expect("stream 3's data");
+    assert!(is_client_hello(&first.2));
+    assert!(retried.2.starts_with(&first.2), "{data:?}");
+    assert_eq!(
+        origin.proxied_connections(),
+        0,
+        "the raw proxy registers nothing"
+    );
+    assert_eq!(origin.tls_handshakes(), 1);
+}
+
+#[tokio::test]
+async fn h2_a_stream_above_goaway_is_sent_again_on_a_fresh_connection() {
+    let origin = TestOrigin::start().await.unwrap();
+    let raw = RawH2Proxy::start(
+        100,
+        vec![
+            vec![Action::Tunnel(origin.addr()), Action::GoAway],
+            vec![Action::Tunnel(origin.addr())],
+        ],
+    )
+    .await;
+    let stack = h2_stack(Proxy::new(&raw.url()).unwrap().with_optimistic_data(true));
+    let mut kept = stack.clone().oneshot(h2_target(&origin)).await.unwrap();
+    assert_eq!(get(&mut kept).await.0, 200);
+    let mut conn = stack.clone().oneshot(h2_target(&origin)).await.unwrap();
+    assert_eq!(get(&mut conn).await.0, 200);
+    assert!(conn.info().is_h2_retried(), "{}", conn.info());
+    // Stream 1 of the second connection.
+    assert_eq!(h2_stream(&conn), 1);
+    assert_eq!(conn.info().shared_tunnels(), Some(1));
+    assert_eq!((raw.connections(), raw.streams()), (2, 3));
+    let data = raw.data();
+    assert!(
+        data.iter()
+            .any(|(c, s, bytes)| (*c, *s) == (1, 1) && is_client_hello(bytes)),
+        "{data:?}"
+    );
+    // The tunnel opened before the GOAWAY runs on.
+    assert_eq!(get(&mut kept).await.0, 200);
+}
+
+#[tokio::test]
+async fn h2_unprocessed_twice_is_the_error_and_no_other_hop_gets_the_bytes() {
+    let origin = TestOrigin::start().await.unwrap();
+    let raw = RawH2Proxy::start(100, vec![vec![Action::Refuse, Action::Refuse]]).await;
+    let fallback = TestProxy::start().await.unwrap();
+    let list = ProxyList::new([
+        Proxy::new(&raw.url())
+            .unwrap()
+            .with_optimistic_data(true)
+            .into(),
+        Proxy::new(&fallback.url()).unwrap().into(),
+    ])
+    .unwrap();
+    let layer = ProxyConnectLayer::from_proxies(tower_tunnel::Proxies::new().with_all(list));
+    let err = h2_stack_from(layer)
+        .oneshot(h2_target(&origin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.phase(), Some(Phase::ProxyConnect), "{err}");
+    assert!(err.to_string().contains("REFUSED_STREAM"), "{err}");
+    assert_eq!(raw.streams(), 2, "sent again once, not twice");
+    assert_eq!(
+        fallback.connections(),
+        0,
+        "failover never carries the bytes"
+    );
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn h2_a_stream_reset_otherwise_is_not_sent_again() {
+    let origin = TestOrigin::start().await.unwrap();
+    let raw = RawH2Proxy::start(100, vec![vec![Action::Reset]]).await;
+    let p = Proxy::new(&raw.url()).unwrap().with_optimistic_data(true);
+    let plain_raw = RawH2Proxy::start(100, vec![vec![Action::Reset]]).await;
+    let plain = h2_stack(Proxy::new(&plain_raw.url()).unwrap())
+        .oneshot(h2_target(&origin))
+        .await
+        .unwrap_err();
+    let err = h2_stack(p).oneshot(h2_target(&origin)).await.unwrap_err();
+    assert_eq!(err.kind(), plain.kind(), "{err}");
+    assert_eq!(
+        err.to_string().replace(&raw.addr.to_string(), "PROXY"),
+        plain
+            .to_string()
+            .replace(&plain_raw.addr.to_string(), "PROXY")
+    );
+    assert!(err.to_string().contains("INTERNAL_ERROR"), "{err}");
+    assert_eq!(raw.streams(), 1);
+}

@@ -56,10 +56,12 @@ pub enum Route {
     ConnectOptimistic,
     Socks5hOptimistic,
     HttpsH1Optimistic,
+    HttpsH2FreshOptimistic,
+    HttpsH2ReusedOptimistic,
 }
 
 impl Route {
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 13] = [
         Route::Direct,
         Route::Connect,
         Route::Socks5,
@@ -71,6 +73,8 @@ impl Route {
         Route::ConnectOptimistic,
         Route::Socks5hOptimistic,
         Route::HttpsH1Optimistic,
+        Route::HttpsH2FreshOptimistic,
+        Route::HttpsH2ReusedOptimistic,
     ];
 
     /// Whether the route sends the target's `ClientHello` with its tunnel request
@@ -78,8 +82,28 @@ impl Route {
     pub fn is_optimistic(self) -> bool {
         matches!(
             self,
-            Route::ConnectOptimistic | Route::Socks5hOptimistic | Route::HttpsH1Optimistic
+            Route::ConnectOptimistic
+                | Route::Socks5hOptimistic
+                | Route::HttpsH1Optimistic
+                | Route::HttpsH2FreshOptimistic
+                | Route::HttpsH2ReusedOptimistic
         )
+    }
+
+    /// Whether the tunnel is an HTTP/2 `CONNECT` stream.
+    pub fn is_h2(self) -> bool {
+        matches!(
+            self,
+            Route::HttpsH2Fresh
+                | Route::HttpsH2Reused
+                | Route::HttpsH2FreshOptimistic
+                | Route::HttpsH2ReusedOptimistic
+        )
+    }
+
+    /// Whether each sample is a second tunnel on a pooled HTTP/2 proxy connection.
+    pub fn is_pooled(self) -> bool {
+        matches!(self, Route::HttpsH2Reused | Route::HttpsH2ReusedOptimistic)
     }
 
     pub fn name(self) -> &'static str {
@@ -99,6 +123,12 @@ impl Route {
             }
             Route::Socks5hOptimistic => "SOCKS5 (socks5h://), pipelined and optimistic data",
             Route::HttpsH1Optimistic => "https:// proxy, HTTP/1.1 CONNECT, optimistic data",
+            Route::HttpsH2FreshOptimistic => {
+                "https:// proxy, HTTP/2 CONNECT, fresh proxy connection, optimistic data"
+            }
+            Route::HttpsH2ReusedOptimistic => {
+                "https:// proxy, HTTP/2 CONNECT, pooled proxy connection, optimistic data"
+            }
         }
     }
 
@@ -122,8 +152,11 @@ impl Route {
             // The ClientHello goes with the tunnel request: TCP + (CONNECT and TLS) +
             // request; for SOCKS5 the greeting goes with them too.
             Route::ConnectOptimistic | Route::Socks5hOptimistic => 3,
-            // TCP + proxy TLS + (CONNECT and TLS) + request.
-            Route::HttpsH1Optimistic => 4,
+            // TCP + proxy TLS + (CONNECT and TLS) + request; over h2 the ClientHello is
+            // DATA right behind the CONNECT's HEADERS.
+            Route::HttpsH1Optimistic | Route::HttpsH2FreshOptimistic => 4,
+            // (CONNECT stream and TLS) + request.
+            Route::HttpsH2ReusedOptimistic => 2,
         }
     }
 }
@@ -248,7 +281,9 @@ impl Hops {
             Route::HttpsH1
             | Route::HttpsH2Fresh
             | Route::HttpsH2Reused
-            | Route::HttpsH1Optimistic => Some(format!("https://{}", self.h2_proxy)),
+            | Route::HttpsH1Optimistic
+            | Route::HttpsH2FreshOptimistic
+            | Route::HttpsH2ReusedOptimistic => Some(format!("https://{}", self.h2_proxy)),
         }
     }
 
@@ -329,23 +364,21 @@ async fn ours(
     let mut shared = hops.stack(route, &target_tls, &proxy_tls)?;
     // The pooled route keeps its first tunnel (and so the proxy connection); the others
     // drop it, keeping only the sessions.
-    let _keep = match route == Route::HttpsH2Reused || resume {
+    let _keep = match route.is_pooled() || resume {
         true => Some(ttfb(&mut shared, &url).await?.0),
         false => None,
     };
     let mut times = Vec::with_capacity(samples);
     let mut ok = true;
     for _ in 0..samples {
-        let (conn, t) = match route {
-            Route::HttpsH2Reused => ttfb(&mut shared, &url).await?,
+        let (conn, t) = match route.is_pooled() {
+            true => ttfb(&mut shared, &url).await?,
             // A new layer: a new pool, so a fresh proxy connection.
-            _ => ttfb(&mut hops.stack(route, &target_tls, &proxy_tls)?, &url).await?,
+            false => ttfb(&mut hops.stack(route, &target_tls, &proxy_tls)?, &url).await?,
         };
         let info = conn.info();
-        ok &= info.is_resumed() == resume
-            && info.route().is_h2_tunnel()
-                == matches!(route, Route::HttpsH2Fresh | Route::HttpsH2Reused);
-        if route == Route::HttpsH2Reused {
+        ok &= info.is_resumed() == resume && info.route().is_h2_tunnel() == route.is_h2();
+        if route.is_pooled() {
             ok &= info.shared_tunnels().unwrap_or(0) >= 2;
         }
         times.push(t);

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::handshake::Handshake;
 use super::optimistic::{Expect, Pending};
+use super::optimistic_h2::{H2Pending, Resend};
 use super::pool::{self, Lease, Pool};
 use super::protocol::http2::{self, H2Stream};
 use super::protocol::{http1, socks};
@@ -45,8 +46,8 @@ pub(super) async fn connect<S>(
     dst: Uri,
 ) -> Result<Routed<S::Response>, Error>
 where
-    S: Service<Uri> + Send,
-    S::Future: Send,
+    S: Service<Uri> + Clone + Send + 'static,
+    S::Future: Send + 'static,
     S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
@@ -122,7 +123,7 @@ impl<T> Dialed<T> {
 /// the next proxy of a chain, through the one before it.
 struct Attempt<'a, S> {
     inner: &'a mut S,
-    config: &'a Config,
+    config: &'a Arc<Config>,
     pool: &'a Pool,
     target: &'a Authority,
     depth: usize,
@@ -135,8 +136,8 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 
 impl<S> Attempt<'_, S>
 where
-    S: Service<Uri> + Send,
-    S::Future: Send,
+    S: Service<Uri> + Clone + Send + 'static,
+    S::Future: Send + 'static,
     S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
@@ -521,6 +522,11 @@ where
                 }
                 H2Send::Http1(hop) => return self.tunnel(proxy, Some(hop)).await,
             };
+            if self.is_optimistic(proxy) {
+                // The tunnel's first bytes go behind the HEADERS; the answer
+                // is read before the first byte read.
+                return Ok(self.h2_optimistic(proxy, sent, opened, authorization, &handshake));
+            }
             let started = Instant::now();
             match self.h2_exchange(proxy, &key, sent).await {
                 Ok(H2Tunnel {
@@ -591,9 +597,9 @@ where
         // opening one each; a proxy known to answer without `h2` is
         // dialed at once, as HTTP/1.1 tunnels need a connection each.
         let opener = self.pool.opener(key);
-        let _opening = match self.pool.is_h1_only(key) && proxy.http2() == Http2Mode::Auto {
+        let opening = match self.pool.is_h1_only(key) && proxy.http2() == Http2Mode::Auto {
             true => None,
-            false => Some(opener.lock().await),
+            false => Some(opener.lock_owned().await),
         };
         if let Some(sent) = self.pool.send(key, make) {
             return Ok(H2Send::Sent(sent, None));
@@ -612,18 +618,32 @@ where
         let timings = hop.timings();
         let (send, ping) = self.h2_handshake(proxy, hop.io).await?;
         let sent = self.pool.insert(key, send, make()).map_err(h2_error)?;
-        // Settled after the PING below, or when this future is dropped.
-        let _settle = self.pool.settle_on_drop(key, sent.conn);
-        // The tunnels waiting behind `_opening` need the proxy's
+        // The tunnels waiting behind `opening` need the proxy's
         // SETTINGS_MAX_CONCURRENT_STREAMS: they are the server's first
         // frame (RFC 9113 §3.4), so they are in once its answer to a PING
-        // is. This tunnel's CONNECT is on its way meanwhile.
+        // is. This tunnel goes on meanwhile: its CONNECT (and, with
+        // optimistic data, the first bytes of its tunnel) need not wait.
+        let settle = self.pool.settle_on_drop(key, sent.conn);
         if let Some(mut ping) = ping {
-            let pong = ping.ping(h2::Ping::opaque());
-            if let Ok(Err(e)) = within(self.config.connect_timeout, Phase::ProxyConnect, pong).await
-            {
-                tracing::debug!(error = %e, "no PING answer from the HTTP/2 proxy");
-            }
+            // Bounded even without a connect timeout: past it the
+            // connection is shared on its own merits.
+            let limit = self
+                .config
+                .connect_timeout
+                .or(Some(crate::timeout::DEFAULT_TIMEOUT));
+            tokio::spawn(
+                async move {
+                    let pong = ping.ping(h2::Ping::opaque());
+                    if let Ok(Err(e)) = within(limit, Phase::ProxyConnect, pong).await {
+                        tracing::debug!(error = %e, "no PING answer from the HTTP/2 proxy");
+                    }
+                    // Settled (whether the PING was answered or not), then
+                    // the next tunnels may look.
+                    drop(settle);
+                    drop(opening);
+                }
+                .in_current_span(),
+            );
         }
         Ok(H2Send::Sent(sent, Some(timings)))
     }
@@ -687,21 +707,7 @@ where
                 }
                 h2_error(e)
             })?;
-            let status = res.status();
-            if !status.is_success() {
-                let kind = if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
-                    ErrorKind::ProxyAuthRequired
-                } else {
-                    ErrorKind::ProxyRefused
-                };
-                let (parts, _) = res.into_parts();
-                return Err(Error::new(kind, Some(Phase::ProxyConnect))
-                    .with_response(ProxyResponse::new(status, None, parts.headers)));
-            }
-            let (parts, body) = res.into_parts();
-            let answer = ProxyResponse::new(status, None, parts.headers);
-            // RFC 9113 §8.5: after a 2xx, the stream's DATA frames are the
-            // tunnel.
+            let (body, answer) = h2_answer(res)?;
             let io = H2Stream::new(send, body, proxy.authority(), self.target);
             Ok((io, answer))
         };
@@ -813,8 +819,8 @@ where
 
 impl<S> Attempt<'_, S>
 where
-    S: Service<Uri> + Send,
-    S::Future: Send,
+    S: Service<Uri> + Clone + Send + 'static,
+    S::Future: Send + 'static,
     S::Response: Transport + hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S::Error: Into<BoxError>,
 {
@@ -848,6 +854,81 @@ where
         info.timings = hop.timings();
         info.proxy_auth = auth;
         Routed::new(Tunnel::optimistic(hop.io, pending), info)
+    }
+
+    /// The route over the HTTP/2 `CONNECT` stream `sent`, not answered yet:
+    /// what is written to it goes out at once, as DATA behind the HEADERS,
+    /// and the answer is read before the first read (within the connect
+    /// timeout). `proxy_connect`, the proxy's answer and, when the stream is
+    /// sent again, the route's stream are filled in once it is read.
+    fn h2_optimistic(
+        &self,
+        proxy: &Proxy,
+        sent: pool::Sent,
+        opened: Option<Timings>,
+        authorization: Option<HeaderValue>,
+        handshake: &Handshake<'_>,
+    ) -> Routed<S::Response> {
+        tracing::debug!(
+            stream = sent.stream,
+            "CONNECT stream sent; the first bytes of the tunnel go right behind it"
+        );
+        let mut info = ConnectionInfo::new(
+            self.target.clone(),
+            Route::H2Tunnel {
+                proxy: proxy.authority().clone(),
+                stream: sent.stream,
+            },
+        );
+        info.timings = opened.unwrap_or_default();
+        info.h2_shared = Some(sent.lease.shared());
+        info.proxy_auth = handshake.scheme();
+        let resend = self.resender(proxy, authorization);
+        let pending = H2Pending::new(
+            sent,
+            resend,
+            self.config.connect_timeout,
+            proxy.authority(),
+            self.target,
+        );
+        Routed::new(Tunnel::h2_optimistic(pending), info)
+    }
+
+    /// Sends the `CONNECT` to `proxy` again, on a new stream of a pooled or
+    /// new HTTP/2 connection to it: for an optimistic stream the proxy did
+    /// not process. The same proxy, the same target, the same credentials;
+    /// never another hop.
+    fn resender(&self, proxy: &Proxy, authorization: Option<HeaderValue>) -> Resend {
+        let mut inner = self.inner.clone();
+        let config = Arc::clone(self.config);
+        let pool = self.pool.clone();
+        let proxy = proxy.clone();
+        let target = self.target.clone();
+        Box::new(move || {
+            Box::pin(async move {
+                let key = pool::Key::new(&proxy);
+                let mut attempt = Attempt {
+                    inner: &mut inner,
+                    config: &config,
+                    pool: &pool,
+                    target: &target,
+                    depth: 0,
+                    tls_target: true,
+                };
+                let make = || http2::connect_request(&target, &proxy, authorization.as_ref());
+                match attempt.h2_send(&proxy, &key, &make).await? {
+                    H2Send::Sent(sent, _) => Ok(sent),
+                    H2Send::Http1(_) => Err(Error::new(
+                        ErrorKind::ProxyAlpnMismatch,
+                        Some(Phase::ProxyConnect),
+                    )
+                    .with_detail(
+                        "the connection dialed to send an unprocessed CONNECT stream again \
+                         did not select h2",
+                    )),
+                }
+            })
+        })
     }
 
     /// SOCKS with optimistic data: the greeting and authentication as
@@ -938,8 +1019,28 @@ struct H2Tunnel {
     response: ProxyResponse,
 }
 
+/// The proxy's answer to an HTTP/2 `CONNECT`: a 2xx opens the tunnel, the
+/// stream's DATA frames from then on (RFC 9113 §8.5); anything else is the
+/// refusal, with its status and headers (HTTP/2 has no reason phrase).
+pub(super) fn h2_answer(
+    res: http::Response<h2::RecvStream>,
+) -> Result<(h2::RecvStream, ProxyResponse), Error> {
+    let status = res.status();
+    let (parts, body) = res.into_parts();
+    let response = ProxyResponse::new(status, None, parts.headers);
+    if !status.is_success() {
+        let kind = if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            ErrorKind::ProxyAuthRequired
+        } else {
+            ErrorKind::ProxyRefused
+        };
+        return Err(Error::new(kind, Some(Phase::ProxyConnect)).with_response(response));
+    }
+    Ok((body, response))
+}
+
 /// A failed HTTP/2 stream or connection to the proxy.
-fn h2_error(e: h2::Error) -> Error {
+pub(super) fn h2_error(e: h2::Error) -> Error {
     let (kind, detail): (_, std::borrow::Cow<'static, str>) = if e.is_go_away() && e.is_remote() {
         (
             ErrorKind::ProxyClosed,
@@ -983,7 +1084,7 @@ fn reason_name(reason: Option<h2::Reason>) -> String {
 /// last stream id of its `GOAWAY` (h2 fails only those with a remote
 /// GOAWAY error; RFC 9113 §6.8), or it was reset with `REFUSED_STREAM`
 /// (§8.7).
-fn is_unprocessed(err: &Error) -> bool {
+pub(super) fn is_unprocessed(err: &Error) -> bool {
     let Some(e) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<h2::Error>()) else {
         return false;
     };

@@ -59,10 +59,15 @@
 //! the layer does not wait for the answer: the `CONNECT` (or the SOCKS
 //! request) is queued in the [`Routed`] stream and leaves in the same write
 //! as the first bytes written to it, the target's `ClientHello`, and the
-//! answer is read before the first byte read from it. Every error of the
-//! table above then arrives through [`TlsLayer`](crate::TlsLayer), as the
-//! same [`Error`](crate::Error); a layer of your own reading a `Routed`
-//! stream gets it inside an `io::Error` (`get_ref()` downcasts to it).
+//! answer is read before the first byte read from it. On an HTTP/2
+//! connection to the proxy the `CONNECT` stream's HEADERS go at once and
+//! what is written to the stream follows as DATA, without waiting for the
+//! `:status`. Every error of the table above then arrives through
+//! [`TlsLayer`](crate::TlsLayer), as the same [`Error`](crate::Error); a
+//! layer of your own reading a `Routed` stream gets it inside an
+//! `io::Error` (`get_ref()` downcasts to it). An HTTP/2 stream the proxy
+//! never processed is sent again once, bytes included, to the same proxy;
+//! nothing else is ever sent twice.
 //!
 //! # `https://` proxies
 //!
@@ -96,6 +101,7 @@ pub mod future;
 mod handshake;
 mod layer;
 mod optimistic;
+mod optimistic_h2;
 mod pool;
 pub(crate) mod protocol;
 mod proxy_tls;

@@ -24,7 +24,8 @@
 //!   (above the `GOAWAY`'s last stream id, or reset with `REFUSED_STREAM`)
 //!   is sent again once, on a connection that has room (a fresh one after
 //!   `GOAWAY`), and [`ConnectionInfo::is_h2_retried`](crate::ConnectionInfo::is_h2_retried)
-//!   says so.
+//!   says so. With optimistic data the bytes written behind the first
+//!   `CONNECT` go again behind the second (`proxy::optimistic_h2`).
 //! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
 //!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
 //!   tunnel's reads and writes with an `io::Error` carrying a
@@ -175,15 +176,15 @@ impl fmt::Debug for Lease {
 
 /// Opens a new connection to every tunnel when dropped; see
 /// [`Pool::settle_on_drop`].
-pub(crate) struct Settle<'a> {
-    pool: &'a Pool,
-    proxy: &'a Key,
+pub(crate) struct Settle {
+    pool: Pool,
+    proxy: Key,
     id: u64,
 }
 
-impl Drop for Settle<'_> {
+impl Drop for Settle {
     fn drop(&mut self) {
-        if let Some(slot) = self.pool.lock().get_mut(self.proxy) {
+        if let Some(slot) = self.pool.lock().get_mut(&self.proxy) {
             if let Some(conn) = slot.conns.iter_mut().find(|c| c.id == self.id) {
                 conn.settled = true;
             }
@@ -273,10 +274,10 @@ impl Pool {
     /// Opens connection `id` to every tunnel when the guard is dropped:
     /// the proxy's `SETTINGS` are in by then (or waiting for them failed,
     /// or was given up, and the connection stands on its own merits).
-    pub(crate) fn settle_on_drop<'a>(&'a self, proxy: &'a Key, id: u64) -> Settle<'a> {
+    pub(crate) fn settle_on_drop(&self, proxy: &Key, id: u64) -> Settle {
         Settle {
-            pool: self,
-            proxy,
+            pool: self.clone(),
+            proxy: proxy.clone(),
             id,
         }
     }

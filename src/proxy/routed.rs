@@ -12,6 +12,7 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use pin_project_lite::pin_project;
 
 use super::optimistic::Pending;
+use super::optimistic_h2::H2Pending;
 use super::pool::Lease;
 use super::proxy_tls::FirstHop;
 use crate::info::ConnectionInfo;
@@ -68,6 +69,9 @@ impl<T> RoutedStream for Routed<T> {
     }
 
     fn settle(tunnel: &mut Tunnel<T>, info: &mut ConnectionInfo) -> Option<Duration> {
+        if matches!(tunnel.io, Io::H2Pending { .. }) {
+            return tunnel.settle_h2(info);
+        }
         let pending = tunnel.pending.as_mut().filter(|p| p.is_open())?;
         let (response, elapsed) = pending.take_answer();
         info.proxy_response = response.or(info.proxy_response.take());
@@ -94,6 +98,10 @@ pin_project! {
         // One HTTP/2 stream of a connection to the proxy, shared with other
         // tunnels; the lease frees its slot on drop.
         H2 { io: H2Stream, lease: Lease },
+        // An HTTP/2 stream whose `CONNECT` is not answered yet, written to
+        // already (optimistic data); it becomes `H2` once the TLS stage
+        // settles the route's info.
+        H2Pending { pending: Box<H2Pending> },
     }
 }
 
@@ -157,20 +165,57 @@ impl<T> Tunnel<T> {
         }
     }
 
+    /// One HTTP/2 stream of a connection to the proxy, its `CONNECT` not
+    /// answered yet: written to at once, answered before the first read.
+    pub(crate) fn h2_optimistic(pending: Box<H2Pending>) -> Self {
+        Tunnel {
+            io: Io::H2Pending { pending },
+            rewind: None,
+            pending: None,
+        }
+    }
+
+    /// Fills `info` in from the answer to an optimistic HTTP/2 `CONNECT`,
+    /// once read, and drops what waiting for it took; returns the time the
+    /// answer took.
+    fn settle_h2(&mut self, info: &mut ConnectionInfo) -> Option<Duration> {
+        let Io::H2Pending { pending } = &mut self.io else {
+            return None;
+        };
+        let (io, lease, answered) = pending.take_open()?;
+        info.proxy_response = answered.response.or(info.proxy_response.take());
+        info.timings.proxy_connect = answered.elapsed.or(info.timings.proxy_connect);
+        if let Some(stream) = answered.retried {
+            // Sent again on a new stream, maybe of another connection.
+            info.route = crate::info::Route::H2Tunnel {
+                proxy: info
+                    .route
+                    .proxy()
+                    .cloned()
+                    .unwrap_or_else(|| info.target.clone()),
+                stream,
+            };
+            info.h2_shared = Some(lease.shared());
+            info.h2_retried = true;
+        }
+        self.io = Io::H2 { io, lease };
+        answered.elapsed
+    }
+
     /// The base connector's stream; `None` when the tunnel is one stream of
     /// an HTTP/2 connection that other tunnels share, or runs through a
     /// pre-proxy.
     pub fn get_ref(&self) -> Option<&T> {
         match &self.io {
             Io::Hop { io } => io.transport(),
-            Io::H2 { .. } => None,
+            Io::H2 { .. } | Io::H2Pending { .. } => None,
         }
     }
 
     /// Whether the tunnel is one stream of an HTTP/2 connection to the
     /// proxy.
     pub fn is_h2_stream(&self) -> bool {
-        matches!(self.io, Io::H2 { .. })
+        matches!(self.io, Io::H2 { .. } | Io::H2Pending { .. })
     }
 
     /// Whether the route runs inside TLS to an `https://` proxy.
@@ -255,6 +300,7 @@ impl<T: Read + Write + Unpin> Read for Tunnel<T> {
         match this.io.project() {
             IoProj::Hop { io } => io.poll_read(cx, buf),
             IoProj::H2 { io, .. } => Pin::new(io).poll_read(cx, buf),
+            IoProj::H2Pending { pending } => pending.poll_read(cx, buf),
         }
     }
 }
@@ -272,6 +318,7 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
                 None => io.poll_write(cx, buf),
             },
             IoProj::H2 { io, .. } => Pin::new(io).poll_write(cx, buf),
+            IoProj::H2Pending { pending } => pending.poll_write(cx, buf),
         }
     }
 
@@ -285,6 +332,7 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
                 io.poll_flush(cx)
             }
             IoProj::H2 { io, .. } => Pin::new(io).poll_flush(cx),
+            IoProj::H2Pending { .. } => Poll::Ready(Ok(())),
         }
     }
 
@@ -298,6 +346,7 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
                 io.poll_shutdown(cx)
             }
             IoProj::H2 { io, .. } => Pin::new(io).poll_shutdown(cx),
+            IoProj::H2Pending { pending } => pending.poll_shutdown(cx),
         }
     }
 
@@ -305,6 +354,7 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
         match &self.io {
             Io::Hop { io } => io.is_write_vectored(),
             Io::H2 { io, .. } => io.is_write_vectored(),
+            Io::H2Pending { .. } => false,
         }
     }
 
@@ -320,6 +370,13 @@ impl<T: Read + Write + Unpin> Write for Tunnel<T> {
                 None => io.poll_write_vectored(cx, bufs),
             },
             IoProj::H2 { io, .. } => Pin::new(io).poll_write_vectored(cx, bufs),
+            IoProj::H2Pending { pending } => {
+                let buf = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &**b);
+                pending.poll_write(cx, buf)
+            }
         }
     }
 }

@@ -459,32 +459,46 @@ impl Proxy {
     /// before the first byte read from the tunnel: one round trip less on
     /// every new tunnel to an `https://` or `wss://` target (an HTTP
     /// `CONNECT` costs 3 round trips to the first response byte instead of
-    /// 4; through an `https://` proxy, 4 instead of 5). Off by default.
+    /// 4; through an `https://` proxy, 4 instead of 5; a tunnel on an open
+    /// HTTP/2 connection to the proxy, 2 instead of 3). Off by default.
     ///
     /// How the bytes go: in the same write as an HTTP/1.1 `CONNECT` (to an
     /// `http://` proxy, or to an `https://` proxy spoken to in HTTP/1.1);
-    /// right after the SOCKS5 or SOCKS4 request (after the greeting and
-    /// authentication, or in the same write as all of them with
-    /// [`Proxy::with_socks_pipelining`]). A tunnel on an HTTP/2 connection
-    /// to the proxy does not use it: hyper's HTTP/2 client sends no `DATA`
-    /// on a `CONNECT` stream before the proxy's answer. `http://` targets
-    /// through a tunnel do not use it either.
+    /// as DATA right after the HEADERS of an HTTP/2 `CONNECT` stream (on a
+    /// new or a pooled connection to an `https://` proxy that selected
+    /// `h2`); right after the SOCKS5 or SOCKS4 request (after the greeting
+    /// and authentication, or in the same write as all of them with
+    /// [`Proxy::with_socks_pipelining`]). `http://` targets through a
+    /// tunnel, and the inner hops of a chain, do not use it.
     ///
     /// A refusal is the same error as without it, with the proxy's status,
     /// reason and headers ([`ErrorKind::ProxyRefused`],
     /// [`ErrorKind::ProxyAuthRequired`], phase `ProxyConnect`): it arrives
-    /// during the TLS handshake, which reports it as it is. The bytes sent
-    /// after the request are never sent anywhere again (no retry, no next
-    /// proxy of a list: the route is decided once the request is out), and
-    /// nothing the proxy sends after its answer's head is taken for it.
-    /// The answer is read within the TLS handshake's timeout
-    /// ([`TlsLayer::with_handshake_timeout`](crate::TlsLayer::with_handshake_timeout)),
-    /// and [`Timings::proxy_connect`](crate::Timings::proxy_connect) is the
-    /// time from the request's queueing to its answer, and
+    /// during the TLS handshake, which reports it as it is. Nothing the
+    /// proxy sends after its answer's head is taken for it (over HTTP/2 the
+    /// answer is framed apart from the tunnel). The bytes sent after the
+    /// request are never sent anywhere else: not to the next proxy of a
+    /// list (the route is decided once the request is out), and not again
+    /// after any answer or failure, with one exception: an HTTP/2 `CONNECT`
+    /// stream the proxy says it never processed (reset with
+    /// `REFUSED_STREAM`, or above the last stream id of its `GOAWAY`; RFC
+    /// 9113 §8.7) is sent again once, as without the option, on a new
+    /// stream to the same proxy for the same target, and the bytes written
+    /// before the answer (the `ClientHello`; at most 64 KiB are kept) go
+    /// behind it ([`ConnectionInfo::is_h2_retried`](crate::ConnectionInfo::is_h2_retried)
+    /// tells). Over HTTP/1.1 and SOCKS the answer is read within the TLS
+    /// handshake's timeout
+    /// ([`TlsLayer::with_handshake_timeout`](crate::TlsLayer::with_handshake_timeout));
+    /// over HTTP/2 within the connect timeout
+    /// ([`ProxyConnectLayer::with_connect_timeout`](crate::ProxyConnectLayer::with_connect_timeout))
+    /// as well, as without the option.
+    /// [`Timings::proxy_connect`](crate::Timings::proxy_connect) is the
+    /// time from the request's sending (or queueing) to its answer, and
     /// [`Timings::tls`](crate::Timings::tls) the rest of the handshake (the
     /// phases still add up to the whole);
     /// [`ConnectionInfo::proxy_response`](crate::ConnectionInfo::proxy_response)
-    /// is filled once the TLS handshake is done (a [`Routed`](crate::Routed)
+    /// (and, for an HTTP/2 stream sent again, the route's stream id) is
+    /// filled once the TLS handshake is done (a [`Routed`](crate::Routed)
     /// stream's info has neither before).
     ///
     /// It is used only with authentication that needs no challenge round:
@@ -497,8 +511,10 @@ impl Proxy {
     ///
     /// Real proxies checked in the interop suite (`tests/interop.rs`):
     /// squid (`CONNECT`, with and without Basic; its `407` and `403` are the
-    /// same errors as without the option), tinyproxy, nghttpx spoken to in
-    /// HTTP/1.1 and Dante (SOCKS4, SOCKS5, pipelined SOCKS5) carry it.
+    /// same errors as without the option), tinyproxy, nghttpx (spoken to in
+    /// HTTP/1.1, and in HTTP/2 on fresh and pooled connections; its `503`
+    /// is the same error as without the option) and Dante (SOCKS4, SOCKS5,
+    /// pipelined SOCKS5) carry it.
     /// microsocks does not: it reads the SOCKS5 request with one `recv` and
     /// drops what came with it, so the TLS handshake runs out of time, with
     /// an error that names this option. It stays off by default for every

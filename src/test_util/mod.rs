@@ -64,7 +64,7 @@ mod relay;
 mod server;
 
 pub use certs::{ca_der, ca_pem, client_config, root_store, server_config, tls_acceptor};
-pub use h2_proxy::{TestH2Proxy, TestH2ProxyBuilder};
+pub use h2_proxy::{H2StreamLog, TestH2Proxy, TestH2ProxyBuilder};
 pub use origin::{TestOrigin, TestOriginBuilder, HELLO_BODY};
 pub use proxy::{Fault, RecordedRequest, TestProxy, TestProxyBuilder};
 pub use relay::{Chunk, Direction, FaultRelay, FaultRelayBuilder, RelayFault};

@@ -219,9 +219,7 @@ where
 /// Whether the route's tunnel request went with the first bytes of the
 /// TLS handshake ([`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data)).
 fn was_optimistic(info: &ConnectionInfo) -> bool {
-    !info.route().is_h2_tunnel()
-        && !info.route().is_direct()
-        && info.proxy().is_some_and(|p| p.is_optimistic_data())
+    !info.route().is_direct() && info.proxy().is_some_and(|p| p.is_optimistic_data())
 }
 
 /// Names the target and the proxy of the route in an error of this stage.

@@ -2,7 +2,8 @@
 //! lets a server do on cue: lower `SETTINGS_MAX_CONCURRENT_STREAMS` in the middle of a
 //! connection, send `GOAWAY` with a last stream id below a stream in flight, or refuse a
 //! stream with `REFUSED_STREAM`. It answers `CONNECT` with `200` and carries no tunnel
-//! data: the tests look at how the client opens tunnels, not at what goes through them.
+//! data (the tests look at how the client opens tunnels), unless told to tunnel to a
+//! fixed address; it logs every DATA frame's bytes per stream.
 
 #![allow(dead_code)]
 
@@ -27,6 +28,15 @@ pub enum Action {
     GoAway,
     /// `RST_STREAM` with `REFUSED_STREAM`.
     Refuse,
+    /// `RST_STREAM` with `REFUSED_STREAM` once the stream's first DATA is in.
+    RefuseAfterData,
+    /// `RST_STREAM` with `INTERNAL_ERROR`: the stream may have been processed.
+    Reset,
+    /// No answer at all.
+    Silence,
+    /// `200`, then a tunnel to this address: DATA in goes to it, what it sends comes
+    /// back as DATA (small tunnels only: no flow control beyond the initial windows).
+    Tunnel(SocketAddr),
 }
 
 /// A loopback `https://` proxy (ALPN `h2`, the test certificate) that follows a script
@@ -36,8 +46,12 @@ pub struct RawH2Proxy {
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     streams: Arc<AtomicUsize>,
+    data: Data,
     accept: JoinHandle<()>,
 }
+
+/// The DATA bytes each stream carried in: (connection index, stream id, bytes).
+type Data = Arc<Mutex<Vec<(usize, u32, Vec<u8>)>>>;
 
 impl Drop for RawH2Proxy {
     fn drop(&mut self) {
@@ -62,9 +76,10 @@ impl RawH2Proxy {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let streams = Arc::new(AtomicUsize::new(0));
+        let data = Data::default();
         let acceptor = tower_tunnel::test_util::tls_acceptor(vec![b"h2".to_vec()]);
         let scripts = Arc::new(Mutex::new(scripts.into_iter()));
-        let (conns, strs) = (connections.clone(), streams.clone());
+        let (conns, strs, logged) = (connections.clone(), streams.clone(), data.clone());
         let accept = tokio::spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
             loop {
@@ -72,8 +87,8 @@ impl RawH2Proxy {
                     return;
                 };
                 let script = scripts.lock().unwrap().next().unwrap_or_default();
-                conns.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, strs) = (acceptor.clone(), strs.clone());
+                let index = conns.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, strs, logged) = (acceptor.clone(), strs.clone(), logged.clone());
                 tasks.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
@@ -81,7 +96,7 @@ impl RawH2Proxy {
                     // Bounded: a connection lives at most as long as a test.
                     let _ = tokio::time::timeout(
                         Duration::from_secs(30),
-                        serve(tls, max_streams, script, strs, delay),
+                        serve(tls, max_streams, script, strs, delay, (index, logged)),
                     )
                     .await;
                 });
@@ -91,6 +106,7 @@ impl RawH2Proxy {
             addr,
             connections,
             streams,
+            data,
             accept,
         }
     }
@@ -108,8 +124,15 @@ impl RawH2Proxy {
     pub fn streams(&self) -> usize {
         self.streams.load(Ordering::SeqCst)
     }
+
+    /// The DATA bytes that came in on each stream that carried any, as (connection index,
+    /// stream id, bytes), in the order the streams first carried some.
+    pub fn data(&self) -> Vec<(usize, u32, Vec<u8>)> {
+        self.data.lock().unwrap().clone()
+    }
 }
 
+const DATA: u8 = 0;
 const HEADERS: u8 = 1;
 const RST_STREAM: u8 = 3;
 const SETTINGS: u8 = 4;
@@ -119,6 +142,7 @@ const ACK: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const REFUSED_STREAM: u32 = 0x7;
+const INTERNAL_ERROR: u32 = 0x2;
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
@@ -138,29 +162,40 @@ fn max_streams_settings(max: u32) -> Vec<u8> {
 }
 
 async fn serve<IO>(
-    mut io: IO,
+    io: IO,
     max_streams: u32,
     script: Vec<Action>,
     streams: Arc<AtomicUsize>,
     delay: Duration,
+    (index, data): (usize, Data),
 ) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
+    let (mut io, mut out) = tokio::io::split(io);
+    // Every frame out goes through one writer: the answers, and what tunnels bring back.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if out.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let _writer = AbortOnDrop(writer);
     let mut preface = [0; 24];
     if io.read_exact(&mut preface).await.is_err() {
         return;
     }
     tokio::time::sleep(delay).await;
     // The server's preface: its SETTINGS first (RFC 9113 §3.4).
-    if io
-        .write_all(&max_streams_settings(max_streams))
-        .await
-        .is_err()
-    {
+    if tx.send(max_streams_settings(max_streams)).is_err() {
         return;
     }
     let mut script = script.into_iter();
     let mut last_answered = 0u32;
+    let mut tunnels = std::collections::HashMap::new();
+    let mut upstreams = Vec::new();
+    let mut refuse_after_data = Vec::new();
     loop {
         let mut head = [0; 9];
         if io.read_exact(&mut head).await.is_err() {
@@ -176,6 +211,33 @@ async fn serve<IO>(
         let reply = match kind {
             SETTINGS if flags & ACK == 0 => frame(SETTINGS, ACK, 0, &[]),
             PING if flags & ACK == 0 => frame(PING, ACK, 0, &payload),
+            DATA => {
+                {
+                    let mut data = data.lock().unwrap();
+                    match data
+                        .iter_mut()
+                        .find(|(c, s, _)| *c == index && *s == stream)
+                    {
+                        Some((_, _, bytes)) => bytes.extend_from_slice(&payload),
+                        None if !payload.is_empty() => data.push((index, stream, payload.clone())),
+                        None => {}
+                    }
+                }
+                if let Some(i) = refuse_after_data.iter().position(|s| *s == stream) {
+                    refuse_after_data.remove(i);
+                    let reset = frame(RST_STREAM, 0, stream, &REFUSED_STREAM.to_be_bytes());
+                    if tx.send(reset).is_err() {
+                        return;
+                    }
+                }
+                if let Some(up) = tunnels.get_mut(&stream) {
+                    let up: &mut tokio::net::tcp::OwnedWriteHalf = up;
+                    if up.write_all(&payload).await.is_err() {
+                        tunnels.remove(&stream);
+                    }
+                }
+                continue;
+            }
             HEADERS => {
                 streams.fetch_add(1, Ordering::SeqCst);
                 // HPACK: index 8 of the static table is `:status: 200`.
@@ -195,13 +257,56 @@ async fn serve<IO>(
                         frame(GOAWAY, 0, 0, &payload)
                     }
                     Action::Refuse => frame(RST_STREAM, 0, stream, &REFUSED_STREAM.to_be_bytes()),
+                    Action::Reset => {
+                        last_answered = stream;
+                        frame(RST_STREAM, 0, stream, &INTERNAL_ERROR.to_be_bytes())
+                    }
+                    Action::Silence => continue,
+                    Action::RefuseAfterData => {
+                        refuse_after_data.push(stream);
+                        continue;
+                    }
+                    Action::Tunnel(to) => {
+                        last_answered = stream;
+                        let Ok(up) = tokio::net::TcpStream::connect(to).await else {
+                            return;
+                        };
+                        let _ = up.set_nodelay(true);
+                        let (mut r, w) = up.into_split();
+                        tunnels.insert(stream, w);
+                        let tx = tx.clone();
+                        upstreams.push(AbortOnDrop(tokio::spawn(async move {
+                            let mut buf = vec![0u8; 16 * 1024];
+                            // Bounded by the upstream's life, within the test's.
+                            loop {
+                                match r.read(&mut buf).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => {
+                                        if tx.send(frame(DATA, 0, stream, &buf[..n])).is_err() {
+                                            return;
+                                        }
+                                    }
+                                }
+                            }
+                        })));
+                        ok
+                    }
                 }
             }
-            // Tunnel bytes, window updates, resets: nothing to answer.
+            // Window updates, resets: nothing to answer.
             _ => continue,
         };
-        if io.write_all(&reply).await.is_err() {
+        if tx.send(reply).is_err() {
             return;
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -73,22 +73,29 @@ impl H2Stream {
     }
 
     fn fail(&self, e: h2::Error) -> io::Error {
-        let kind = match e.get_io() {
-            Some(io) => io.kind(),
-            None if e.is_go_away() || e.is_reset() => io::ErrorKind::ConnectionReset,
-            None => io::ErrorKind::Other,
-        };
-        let detail = if e.is_io() || e.is_go_away() {
-            "the proxy's HTTP/2 connection under the tunnel failed"
-        } else {
-            "the proxy reset the tunnel's HTTP/2 stream"
-        };
-        let err = Error::new(ErrorKind::Io, None)
-            .with_detail(detail)
-            .with_source(e)
-            .in_context(Some(&self.proxy), &self.target);
-        io::Error::new(kind, err)
+        stream_error(e, &self.proxy, &self.target)
     }
+}
+
+/// A failure of a tunnel's HTTP/2 stream, or of the connection under it, as
+/// an [`io::Error`] carrying a [`crate::Error`] that names the proxy and the
+/// target.
+pub(crate) fn stream_error(e: h2::Error, proxy: &Authority, target: &Authority) -> io::Error {
+    let kind = match e.get_io() {
+        Some(io) => io.kind(),
+        None if e.is_go_away() || e.is_reset() => io::ErrorKind::ConnectionReset,
+        None => io::ErrorKind::Other,
+    };
+    let detail = if e.is_io() || e.is_go_away() {
+        "the proxy's HTTP/2 connection under the tunnel failed"
+    } else {
+        "the proxy reset the tunnel's HTTP/2 stream"
+    };
+    let err = Error::new(ErrorKind::Io, None)
+        .with_detail(detail)
+        .with_source(e)
+        .in_context(Some(proxy), target);
+    io::Error::new(kind, err)
 }
 
 impl Read for H2Stream {
@@ -124,34 +131,8 @@ impl Write for H2Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        // Capacity is asked for only with bytes to send: a reservation
-        // held while idle would pin the connection's window.
-        self.send.reserve_capacity(buf.len());
-        loop {
-            let n = self.send.capacity().min(buf.len());
-            if n > 0 {
-                let data = Bytes::copy_from_slice(&buf[..n]);
-                if let Err(e) = self.send.send_data(data, false) {
-                    return Poll::Ready(Err(self.fail(e)));
-                }
-                return Poll::Ready(Ok(n));
-            }
-            match ready!(self.send.poll_capacity(cx)) {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(self.fail(e))),
-                // The stream is closed or reset.
-                None => {
-                    return Poll::Ready(Err(match self.send.poll_reset(cx) {
-                        Poll::Ready(Ok(reason)) => self.fail(reason.into()),
-                        Poll::Ready(Err(e)) => self.fail(e),
-                        Poll::Pending => self.fail(Reason::STREAM_CLOSED.into()),
-                    }))
-                }
-            }
-        }
+        let this = &mut *self;
+        poll_send_data(&mut this.send, cx, buf).map_err(|e| this.fail(e))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -168,6 +149,41 @@ impl Write for H2Stream {
             }
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Sends what of `buf` the stream's flow-control window takes now as one
+/// DATA frame, waiting for window when there is none; the number of bytes
+/// sent. Capacity is asked for only with bytes to send: a reservation held
+/// while idle would pin the connection's window.
+pub(crate) fn poll_send_data(
+    send: &mut SendStream<Bytes>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<Result<usize, h2::Error>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    send.reserve_capacity(buf.len());
+    // Bounded: each turn sends, fails, or waits for capacity h2 assigned.
+    loop {
+        let n = send.capacity().min(buf.len());
+        if n > 0 {
+            send.send_data(Bytes::copy_from_slice(&buf[..n]), false)?;
+            return Poll::Ready(Ok(n));
+        }
+        match ready!(send.poll_capacity(cx)) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            // The stream is closed or reset.
+            None => {
+                return Poll::Ready(Err(match send.poll_reset(cx) {
+                    Poll::Ready(Ok(reason)) => reason.into(),
+                    Poll::Ready(Err(e)) => e,
+                    Poll::Pending => Reason::STREAM_CLOSED.into(),
+                }))
+            }
+        }
     }
 }
 
