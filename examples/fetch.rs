@@ -26,7 +26,7 @@
 //! (see [`Proxies`]); when no proxy variable is set either, the desktop's proxy
 //! settings (GNOME, KDE, Windows, macOS; see [`Proxies::from_system`]), and the
 //! rule it prints names them ("GNOME settings, mode manual, ..."). `--proxy-user`
-//! and `--preproxy` apply to those too. With `--proxy-pac` (build with `--features pac`)
+//! and `--preproxy` apply to those too (and to the proxies a PAC script names). With `--proxy-pac` (build with `--features pac`)
 //! the script decides: it prints the script's answer, the hop used and every hop skipped
 //! on the way, with why. It prints the route it took and the rule that chose it, the
 //! status line and the negotiated protocol. For a `ws://` or `wss://` URL it opens a
@@ -212,19 +212,33 @@ async fn proxies(args: &Args) -> Result<(Proxies, &'static str), BoxError> {
         Some(list) => proxies.with_no_proxy(NoProxy::parse(list)),
         None => proxies,
     };
-    // --preproxy and the --proxy-* schemes apply to whichever proxy the rules choose.
-    if args.preproxy.is_none() && args.auth.is_none() {
+    // --preproxy and the --proxy-* schemes apply to whichever proxy the rules
+    // choose; --proxy-user to the proxies a PAC script names too.
+    let pac_user = args.proxy_pac.as_ref().and(args.proxy_user.clone());
+    if args.preproxy.is_none() && args.auth.is_none() && pac_user.is_none() {
         return Ok((proxies, source));
     }
     let outer = args.preproxy.as_deref().map(Proxy::new).transpose()?;
     let auth = args.auth;
     let adjusted = Proxies::new().with_custom(move |uri| {
-        let decision = proxies.decide(uri).ok()?;
+        // A matcher cannot return an error, and `None` would mean "no
+        // opinion", so direct: a failing PAC script ends the program here
+        // instead, never a silent direct connection.
+        let decision = match proxies.decide(uri) {
+            Ok(decision) => decision,
+            Err(err) => {
+                eprintln!("error: {err}");
+                std::process::exit(1);
+            }
+        };
         decision.proxy()?;
         let hops = decision.hops().iter().map(|hop| match hop.proxy() {
             None => Hop::Direct,
             Some(proxy) => {
                 let mut proxy = proxy.clone();
+                if let Some((user, pass)) = &pac_user {
+                    proxy = proxy.with_basic_auth(user, pass);
+                }
                 if let Some(outer) = &outer {
                     proxy = proxy.with_preproxy(outer.clone());
                 }

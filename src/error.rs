@@ -119,11 +119,13 @@ pub enum ErrorKind {
     /// [`ProxyConnectLayer::with_proxy_tls`](crate::ProxyConnectLayer::with_proxy_tls).
     ProxyTlsNotConfigured,
     /// A PAC script could not be compiled, does not define
-    /// `FindProxyForURL`, or threw; the message gives the script's error.
+    /// `FindProxyForURL`, or threw (a thrown `null` is
+    /// [`ErrorKind::PacOutOfMemory`]); the message gives the script's error.
     /// A script that runs past its time budget is a [`ErrorKind::Timeout`]
     /// in [`Phase::Pac`] instead.
     PacScript,
-    /// A PAC script ran out of its memory limit.
+    /// A PAC script ran out of its memory limit (or threw `null`, which
+    /// QuickJS throws when it cannot allocate even an error).
     PacOutOfMemory,
     /// A PAC script answered something that is not a proxy list (or not a
     /// string); the message quotes the answer.

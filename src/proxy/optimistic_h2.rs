@@ -305,15 +305,20 @@ impl H2Pending {
             Stage::Waiting { .. } if self.lost.is_some() => {
                 Poll::Ready(self.keep(buf, buf.len(), false))
             }
-            Stage::Waiting { send, .. } => match ready!(poll_send_data(send, cx, buf)) {
-                Ok(n) => Poll::Ready(self.keep(buf, n, true)),
+            Stage::Waiting { send, .. } => match poll_send_data(send, cx, buf) {
+                Poll::Ready(Ok(n)) => Poll::Ready(self.keep(buf, n, true)),
                 // The stream failed before the answer: the answer (or the
                 // failure in its place) says why, and whether the bytes go
                 // again on a new stream.
-                Err(e) => {
+                Poll::Ready(Err(e)) => {
                     self.lost = Some(e);
                     Poll::Ready(self.keep(buf, buf.len(), false))
                 }
+                // No window yet: the answer's deadline bounds this wait too.
+                Poll::Pending => match self.poll_deadline(cx) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
+                },
             },
         }
     }

@@ -217,9 +217,15 @@ where
 }
 
 /// Whether the route's tunnel request went with the first bytes of the
-/// TLS handshake ([`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data)).
+/// TLS handshake ([`Proxy::with_optimistic_data`](crate::Proxy::with_optimistic_data))
+/// in a stream a proxy could drop them from: an HTTP/1.1 `CONNECT` or a
+/// SOCKS request. Over HTTP/2 the bytes are DATA frames of their own, and
+/// a TLS timeout there is no sign of dropped data.
 fn was_optimistic(info: &ConnectionInfo) -> bool {
-    !info.route().is_direct() && info.proxy().is_some_and(|p| p.is_optimistic_data())
+    let route = info.route();
+    !route.is_direct()
+        && !route.is_h2_tunnel()
+        && info.proxy().is_some_and(|p| p.is_optimistic_data())
 }
 
 /// Names the target and the proxy of the route in an error of this stage.

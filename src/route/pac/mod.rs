@@ -54,7 +54,8 @@
 //! `dnsResolveEx` hand every string to the resolver as it is (the empty
 //! one included), except a name with non-ASCII letters, which goes as
 //! punycode (`Bücher.ch` as `xn--bcher-kva.ch`); IP literals answer
-//! themselves, and a non-string argument gives `null` without a lookup. A lookup still unanswered then
+//! themselves, and a non-string argument gives `null` (`dnsResolveEx`:
+//! `undefined`) without a lookup. A lookup still unanswered then
 //! counts as unresolvable inside the script, and the call fails with the
 //! budget's timeout: no answer ever rests on a lookup cut short.
 //! `myIpAddress()` is [`Pac::with_my_ip_address`] if set, else the first
@@ -82,10 +83,13 @@
 //! # Errors
 //!
 //! - [`ErrorKind::PacScript`] when the script does not compile, defines no
-//!   `FindProxyForURL`, or throws.
+//!   `FindProxyForURL`, or throws (a thrown `null` is
+//!   [`ErrorKind::PacOutOfMemory`]: QuickJS's sign it could not allocate
+//!   even an error).
 //! - [`ErrorKind::Timeout`] in [`Phase::Pac`] when a call runs past its
 //!   budget.
-//! - [`ErrorKind::PacOutOfMemory`] when the script hits its memory limit.
+//! - [`ErrorKind::PacOutOfMemory`] when the script hits its memory limit,
+//!   or throws `null`.
 //!   The script stays usable for the next call after this and a timeout.
 //! - [`ErrorKind::PacAnswer`] when the answer is not a string, or not a
 //!   proxy list (an empty one is `DIRECT`); the message quotes it.
@@ -259,7 +263,7 @@ impl Pac {
     /// The first of `urls`, in their order, that serves a script that
     /// compiles: each fetched as [`Pac::from_url`] fetches one, all at
     /// once, so the whole search takes at most one fetch's time limit
-    /// (10 s). A URL that answers is taken only once every URL before it
+    /// (10 s) and one compile's budget. A URL that answers is taken only once every URL before it
     /// has failed; the rest are then dropped. The script is refreshed
     /// from the URL that served it.
     ///
@@ -296,15 +300,25 @@ impl Pac {
 
         let urls: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
         if urls.is_empty() {
-            return Err(Error::new(ErrorKind::PacFetch, None)
-                .with_detail("no PAC URL to try (WPAD: the machine has no DNS search domain)"));
+            return Err(Error::new(ErrorKind::PacFetch, None).with_detail("no PAC URL to try"));
         }
         let mut pending: FuturesOrdered<_> = urls.iter().map(|url| Pac::from_url(url)).collect();
         let mut failures = Vec::with_capacity(urls.len());
+        let mut tried = urls.iter();
         while let Some(result) = pending.next().await {
+            let url = tried.next().map(String::as_str).unwrap_or_default();
             match result {
                 Ok(pac) => return Ok(pac),
-                Err(e) => failures.push(e.to_string()),
+                // A fetch error names its URL; a script that does not
+                // compile is named here.
+                Err(e) if e.kind() == ErrorKind::PacFetch => failures.push(e.to_string()),
+                Err(e) => {
+                    let shown = url
+                        .parse::<Uri>()
+                        .map(|u| fetch::display_url(&u))
+                        .unwrap_or_else(|_| "a URL that does not parse".to_owned());
+                    failures.push(format!("{shown}: {e}"));
+                }
             }
         }
         Err(Error::new(ErrorKind::PacFetch, None).with_detail(format!(
@@ -335,7 +349,14 @@ impl Pac {
     #[cfg(feature = "wpad")]
     #[cfg_attr(docsrs, doc(cfg(feature = "wpad")))]
     pub async fn from_wpad() -> Result<Pac, Error> {
-        Pac::discover(super::wpad_urls(&super::search_domains())).await
+        let urls = super::wpad_urls(&super::search_domains());
+        if urls.is_empty() {
+            return Err(Error::new(ErrorKind::PacFetch, None).with_detail(
+                "WPAD has no URL to try: no DNS search domain in /etc/resolv.conf, \
+                 or only public suffixes",
+            ));
+        }
+        Pac::discover(urls).await
     }
 
     /// The URL the script was fetched from (as errors show it: no

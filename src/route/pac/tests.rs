@@ -836,12 +836,23 @@ async fn discover_names_every_url_that_failed() {
         .local_addr()
         .unwrap();
     let (missing, _) = serve(http_response("404 Not Found", "", b"")).await;
-    let err = Pac::discover([format!("http://{closed}/wpad.dat"), missing.clone()])
-        .await
-        .unwrap_err();
+    let (broken, _) = serve(http_response("200 OK", "", b"function nope( {")).await;
+    let err = Pac::discover([
+        format!("http://{closed}/wpad.dat"),
+        missing.clone(),
+        broken.clone(),
+    ])
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PacFetch);
     let text = err.to_string();
-    assert!(text.contains("no script at any of 2 URLs"), "{text}");
+    assert!(text.contains("no script at any of 3 URLs"), "{text}");
+    // A script that does not compile is named by its URL too.
+    let shown = broken.split('?').next().unwrap();
+    assert!(
+        text.contains(&format!("{shown}: ")) && text.contains("SyntaxError"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("http://{closed}/wpad.dat: could not connect")),
         "{text}"

@@ -424,7 +424,7 @@ impl Source {
         match self.step(uri) {
             Step::Done(list, rule) => Ok((list, rule)),
             #[cfg(feature = "pac")]
-            Step::Pac(pac, settings) => pac_rule(&settings, pac.find(uri)),
+            Step::Pac(pac, settings) => pac_rule(&settings, &pac, pac.find(uri)),
         }
     }
 
@@ -432,7 +432,7 @@ impl Source {
         match self.step(uri) {
             Step::Done(list, rule) => Ok((list, rule)),
             #[cfg(feature = "pac")]
-            Step::Pac(pac, settings) => pac_rule(&settings, pac.find_async(uri).await),
+            Step::Pac(pac, settings) => pac_rule(&settings, &pac, pac.find_async(uri).await),
         }
     }
 
@@ -479,10 +479,12 @@ fn find(get: &dyn Fn(&str) -> Option<String>) -> Result<Found, Error> {
 #[cfg(feature = "pac")]
 fn pac_rule(
     settings: &SystemSettings,
+    pac: &crate::route::Pac,
     found: Result<(ProxyList, Arc<str>), Error>,
 ) -> Result<(Option<ProxyList>, Rule), Error> {
     let (list, answer) = found?;
-    let url = settings.pac_url().unwrap_or(WPAD_URL);
+    // The URL the script came from (WPAD's, whichever served it).
+    let url = settings.pac_url().or(pac.url()).unwrap_or(WPAD_URL);
     let rule = settings.rule(&format!(
         "the PAC script ({}) answered `{answer}`",
         redact(url)
@@ -497,6 +499,18 @@ fn pac_rule(
 #[cfg(feature = "pac")]
 const WPAD_URL: &str = "http://wpad/wpad.dat";
 
+/// WPAD's candidates: [`WPAD_URL`] first, as libproxy and browsers try it;
+/// with feature `wpad`, then `wpad.<domain>` up each search domain, as
+/// [`Pac::from_wpad`](crate::route::Pac::from_wpad) does.
+#[cfg(feature = "pac")]
+fn wpad_candidates() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut urls = vec![WPAD_URL.to_owned()];
+    #[cfg(feature = "wpad")]
+    urls.extend(crate::route::wpad_urls(&crate::route::search_domains()));
+    urls
+}
+
 /// The settings, with their PAC script fetched and compiled when they
 /// name one (feature `pac`); without the feature, such settings are an
 /// error, never a silent direct connection.
@@ -504,11 +518,12 @@ const WPAD_URL: &str = "http://wpad/wpad.dat";
 fn with_pac(settings: SystemSettings) -> Result<Found, Error> {
     use crate::route::Pac;
 
-    let (url, wpad) = match &settings.proxy {
-        SystemProxy::Pac { url, .. } => (url.clone(), false),
-        SystemProxy::Wpad { .. } => (WPAD_URL.to_owned(), true),
+    let (urls, wpad) = match &settings.proxy {
+        SystemProxy::Pac { url, .. } => (vec![url.clone()], false),
+        SystemProxy::Wpad { .. } => (wpad_candidates(), true),
         _ => return Ok(Found::Desktop(settings)),
     };
+    let url = &urls[0];
     let pac = match url.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| {
@@ -520,7 +535,8 @@ fn with_pac(settings: SystemSettings) -> Result<Found, Error> {
             .and_then(Pac::from_script),
         // Fetched on a thread with a runtime of its own, so this works
         // inside and outside an async runtime alike (the fetch is bounded
-        // by Pac::from_url's own time limit).
+        // by Pac::from_url's own time limit; WPAD's candidates are fetched
+        // at once, so by the same).
         None => std::thread::scope(|scope| {
             scope
                 .spawn(|| {
@@ -530,7 +546,15 @@ fn with_pac(settings: SystemSettings) -> Result<Found, Error> {
                         .map_err(|e| {
                             settings_error(format!("no runtime to fetch the PAC script: {e}"))
                         })
-                        .and_then(|rt| rt.block_on(Pac::from_url(&url)))
+                        .and_then(|rt| {
+                            rt.block_on(async {
+                                if wpad {
+                                    Pac::discover(&urls).await
+                                } else {
+                                    Pac::from_url(url).await
+                                }
+                            })
+                        })
                 })
                 .join()
                 .unwrap_or_else(|_| Err(settings_error("the PAC fetch panicked".into())))
@@ -631,9 +655,11 @@ impl Proxies {
     /// compiled is its error; without it, such settings are an
     /// `ErrorKind::SystemSettings` error. WPAD (GNOME's `auto` mode without
     /// a URL, KDE's `ProxyType` 3, `AutoDetect`, `ProxyAutoDiscoveryEnable`)
-    /// tries `http://wpad/wpad.dat` (the DNS form; DHCP is not asked), and
-    /// goes direct when no script is found, as browsers do, with the reason
-    /// in the rule. Never a silent direct connection otherwise.
+    /// tries `http://wpad/wpad.dat` (the DNS form; DHCP is not asked) and,
+    /// with feature `wpad`, then the candidates of
+    /// [`Pac::from_wpad`](crate::route::Pac::from_wpad), and goes direct
+    /// when no script is found, as browsers do, with the reason in the
+    /// rule. Never a silent direct connection otherwise.
     pub fn from_system() -> Result<Self, Error> {
         Self::from_system_with(|name| std::env::var(name).ok())
     }
