@@ -22,6 +22,9 @@
 //! bash .ci/interop/teardown.sh
 //! ```
 
+#[path = "common/lab.rs"]
+mod lab;
+
 use std::env;
 use std::future::Future;
 use std::path::PathBuf;
@@ -42,41 +45,17 @@ use tower_tunnel::{
 
 type Body = Empty<Bytes>;
 
-/// Why a lab test fails when run without the lab: they are ignored unless asked for.
-const NEEDS_LAB: &str = "this test needs the interop lab: run .ci/interop/setup.sh, \
-     `source $INTEROP_DIR/ports.env`, then `cargo test --all-features --test interop -- --ignored` \
-     (see .ci/interop/README.md)";
-
 /// The whole of one test, connection and requests included.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Each of the crate's own phases (dial, proxy answer, TLS, HTTP handshake).
 const PHASE_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a server may take to write its log line about a connection.
-const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
 // --- the environment setup.sh writes --------------------------------------------------
-
-fn enabled() -> bool {
-    matches!(env::var("TOWER_TUNNEL_INTEROP").as_deref(), Ok(v) if !v.is_empty() && v != "0")
-}
-
-/// The value of `name`; a failure that says what to do when the lab is not set up
-/// (the lab tests are `#[ignore]`d, so this runs only when asked for).
-fn interop_var(name: &str) -> String {
-    assert!(enabled(), "{NEEDS_LAB}");
-    match env::var(name) {
-        Ok(v) if !v.is_empty() => v,
-        _ => panic!(
-            "TOWER_TUNNEL_INTEROP is set but {name} is not: \
-             `source $INTEROP_DIR/ports.env` after .ci/interop/setup.sh"
-        ),
-    }
-}
 
 /// The proxy URL in the named variable.
 macro_rules! proxy_url {
     ($name:literal) => {
-        interop_var($name)
+        lab::lab_var($name)
     };
 }
 
@@ -184,45 +163,6 @@ fn assert_route(info: &ConnectionInfo, proxy_url: &str, kind: &str) {
     );
 }
 
-/// A server's log under `$INTEROP_DIR`, when the directory is known.
-fn log_path(relative: &str) -> Option<PathBuf> {
-    let dir = env::var_os("INTEROP_DIR")?;
-    Some(PathBuf::from(dir).join(relative))
-}
-
-/// Waits (bounded) until the server's log mentions `needle`: the server itself saw the
-/// target. Skipped, with a note, when `$INTEROP_DIR` is not set or the log unreadable.
-async fn assert_logged(relative: &str, needle: &str) {
-    let Some(path) = log_path(relative) else {
-        eprintln!("note: INTEROP_DIR not set; not checking {relative} for {needle:?}");
-        return;
-    };
-    let start = Instant::now();
-    loop {
-        match std::fs::read(&path) {
-            Ok(log) if String::from_utf8_lossy(&log).contains(needle) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                panic!("{} does not exist", path.display())
-            }
-            Err(e) => {
-                eprintln!("note: cannot read {}: {e}; not checking it", path.display());
-                return;
-            }
-        }
-        if start.elapsed() > LOG_TIMEOUT {
-            let log = std::fs::read_to_string(&path).unwrap_or_default();
-            let tail: Vec<_> = log.lines().rev().take(20).collect();
-            panic!(
-                "{} never mentioned {needle:?} within {LOG_TIMEOUT:?}; its last lines:\n{}",
-                path.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// One request over an HTTPS tunnel through `proxy_url`, checking protocol, body and
 /// route; returns once the connection is closed.
 async fn https_through(proxy_url: &str, http1_only: bool, route_kind: &str) -> TestOrigin {
@@ -264,7 +204,7 @@ async fn squid_https_tunnel_http2() {
     let origin = https_through(&url, false, "tunnel").await;
     // squid logs a tunnel when it closes: "TCP_TUNNEL/200 ... CONNECT localhost:PORT".
     let line = format!("CONNECT {}", origin.authority());
-    assert_logged("squid-open/access.log", &line).await;
+    lab::assert_logged("squid-open/access.log", &line).await;
 }
 
 #[tokio::test]
@@ -273,7 +213,7 @@ async fn squid_https_tunnel_http1() {
     let url = proxy_url!("SQUID_URL");
     let origin = https_through(&url, true, "tunnel").await;
     let line = format!("CONNECT {}", origin.authority());
-    assert_logged("squid-open/access.log", &line).await;
+    lab::assert_logged("squid-open/access.log", &line).await;
 }
 
 // --- tinyproxy: CONNECT tunnels ---------------------------------------------------------
@@ -284,7 +224,7 @@ async fn tinyproxy_https_tunnel_http2() {
     let url = proxy_url!("TINYPROXY_URL");
     let origin = https_through(&url, false, "tunnel").await;
     let line = format!("CONNECT {} HTTP/1.1", origin.authority());
-    assert_logged("tinyproxy/tinyproxy.log", &line).await;
+    lab::assert_logged("tinyproxy/tinyproxy.log", &line).await;
 }
 
 #[tokio::test]
@@ -293,7 +233,7 @@ async fn tinyproxy_https_tunnel_http1() {
     let url = proxy_url!("TINYPROXY_URL");
     let origin = https_through(&url, true, "tunnel").await;
     let line = format!("CONNECT {} HTTP/1.1", origin.authority());
-    assert_logged("tinyproxy/tinyproxy.log", &line).await;
+    lab::assert_logged("tinyproxy/tinyproxy.log", &line).await;
 }
 
 // --- squid: Basic auth ------------------------------------------------------------------
@@ -357,7 +297,7 @@ async fn squid_basic_auth_200_with_credentials() {
     let origin = https_through(&with_credentials(&url), false, "tunnel").await;
     // squid logs the authenticated user: "... CONNECT localhost:PORT aladdin HIER_DIRECT/...".
     let line = format!("CONNECT {} {user} ", origin.authority());
-    assert_logged("squid-basic/access.log", &line).await;
+    lab::assert_logged("squid-basic/access.log", &line).await;
 }
 
 // --- squid: Digest auth -----------------------------------------------------------------
@@ -396,7 +336,7 @@ async fn squid_digest_auth_answered_automatically() {
     for http1_only in [false, true] {
         let origin = https_through(&with_credentials(&url), http1_only, "tunnel").await;
         let line = format!("CONNECT {} {user} ", origin.authority());
-        assert_logged("squid-digest/access.log", &line).await;
+        lab::assert_logged("squid-digest/access.log", &line).await;
     }
 }
 
@@ -470,7 +410,7 @@ async fn squid_forwards_http() {
     let (origin, via) = forward_through(&url, 2).await;
     assert!(via.contains("squid"), "Via: {via}");
     let line = format!("GET http://{}/", origin.authority());
-    assert_logged("squid-open/access.log", &line).await;
+    lab::assert_logged("squid-open/access.log", &line).await;
 }
 
 #[tokio::test]
@@ -481,7 +421,7 @@ async fn squid_forwards_http_with_basic_auth() {
     let (origin, via) = forward_through(&with_credentials(&url), 2).await;
     assert!(via.contains("squid"), "Via: {via}");
     let line = format!("GET http://{}/ {user} ", origin.authority());
-    assert_logged("squid-basic/access.log", &line).await;
+    lab::assert_logged("squid-basic/access.log", &line).await;
 }
 
 /// Two `GET`s for an `http://` target through hyper-util's pooled `Client`, with
@@ -521,7 +461,7 @@ async fn squid_basic_forwards_for_hyper_util_client() {
     let (user, _) = credentials();
     let origin = client_forward_through(&with_credentials(&url)).await;
     let line = format!("GET http://{}/ {user} ", origin.authority());
-    assert_logged("squid-basic/access.log", &line).await;
+    lab::assert_logged("squid-basic/access.log", &line).await;
 }
 
 #[tokio::test]
@@ -531,7 +471,7 @@ async fn squid_digest_forwards_for_hyper_util_client() {
     let (user, _) = credentials();
     let origin = client_forward_through(&with_credentials(&url)).await;
     let line = format!("GET http://{}/ {user} ", origin.authority());
-    assert_logged("squid-digest/access.log", &line).await;
+    lab::assert_logged("squid-digest/access.log", &line).await;
 }
 
 #[tokio::test]
@@ -543,7 +483,7 @@ async fn tinyproxy_forwards_http() {
     let (origin, via) = forward_through(&url, 1).await;
     assert!(via.contains("tinyproxy"), "Via: {via}");
     let line = format!("GET http://{}/", origin.authority());
-    assert_logged("tinyproxy/tinyproxy.log", &line).await;
+    lab::assert_logged("tinyproxy/tinyproxy.log", &line).await;
 }
 
 // --- SOCKS5 through microsocks ----------------------------------------------------------
@@ -557,7 +497,7 @@ async fn assert_socks_logged(server: &str, origin: &TestOrigin, resolved_by_prox
         origin.addr().ip().to_string()
     };
     let line = format!("connected to {host}:{}", origin.addr().port());
-    assert_logged(&format!("{server}/server.log"), &line).await;
+    lab::assert_logged(&format!("{server}/server.log"), &line).await;
 }
 
 #[tokio::test]
@@ -644,7 +584,7 @@ fn environment_is_complete() {
         "INTEROP_PROXY_USER",
         "INTEROP_PROXY_PASS",
     ] {
-        interop_var(name);
+        lab::lab_var(name);
     }
 }
 
@@ -687,9 +627,9 @@ static NGHTTPX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[tokio::test]
 #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
-    let url = interop_var("NGHTTPX_URL");
+    let url = lab::lab_var("NGHTTPX_URL");
     let _one_at_a_time = NGHTTPX.lock().await;
-    let ca = interop_var("NGHTTPX_CA");
+    let ca = lab::lab_var("NGHTTPX_CA");
     let proxy_tls = trusting(&ca);
     let h2_origin = TestOrigin::start().await.unwrap();
     let h1_origin = TestOrigin::builder()
@@ -760,8 +700,8 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
 #[tokio::test]
 #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_reload_goaway_leaves_open_tunnels_running_and_moves_new_ones() {
-    let url = interop_var("NGHTTPX_URL");
-    let ca = interop_var("NGHTTPX_CA");
+    let url = lab::lab_var("NGHTTPX_URL");
+    let ca = lab::lab_var("NGHTTPX_CA");
     let _one_at_a_time = NGHTTPX.lock().await;
     let origin = TestOrigin::start().await.unwrap();
     let connect = ServiceBuilder::new()
@@ -839,7 +779,7 @@ async fn dante_socks4_gets_an_address_resolved_here() {
     assert_eq!(body, HELLO_BODY);
     // Dante logs `client -> destination` as `address.port`.
     let dest = format!("127.0.0.1.{}", origin.addr().port());
-    assert_logged("dante/danted.log", &dest).await;
+    lab::assert_logged("dante/danted.log", &dest).await;
 }
 
 // --- proxy chains ----------------------------------------------------------------------
@@ -862,8 +802,8 @@ async fn microsocks_in_front_of_squid() {
     // Each server logged its own hop: microsocks the connection to squid, squid the
     // CONNECT to the origin.
     let squid_addr = proxy(&squid).authority().to_string();
-    assert_logged("socks5/server.log", &format!("connected to {squid_addr}")).await;
-    assert_logged(
+    lab::assert_logged("socks5/server.log", &format!("connected to {squid_addr}")).await;
+    lab::assert_logged(
         "squid-open/access.log",
         &format!("CONNECT {} ", origin.authority()),
     )
@@ -886,8 +826,8 @@ async fn squid_in_front_of_tinyproxy() {
     // squid logs a tunnel when it closes.
     drop(conn);
     let tiny_addr = proxy(&tiny).authority().to_string();
-    assert_logged("squid-open/access.log", &format!("CONNECT {tiny_addr} ")).await;
-    assert_logged(
+    lab::assert_logged("squid-open/access.log", &format!("CONNECT {tiny_addr} ")).await;
+    lab::assert_logged(
         "tinyproxy/tinyproxy.log",
         &format!("CONNECT {}", origin.authority()),
     )
@@ -901,7 +841,7 @@ async fn squid_in_front_of_tinyproxy() {
 async fn websocket_through_squid_round_trips_a_mebibyte() {
     let squid = proxy_url!("SQUID_URL");
     let url = proxy_url!("WSS_ECHO_URL");
-    let ca = interop_var("NGHTTPX_CA");
+    let ca = lab::lab_var("NGHTTPX_CA");
     let connector = ServiceBuilder::new()
         .layer(TlsLayer::new(trusting(&ca)))
         .layer(ProxyConnectLayer::new(proxy(&squid)))
@@ -929,8 +869,8 @@ async fn websocket_through_squid_round_trips_a_mebibyte() {
     // squid logs a tunnel when it closes.
     drop(ws);
     let authority = url::authority_of(&url);
-    assert_logged("squid-open/access.log", &format!("CONNECT {authority} ")).await;
-    assert_logged("ws-echo/server.log", "echo 1048576 bytes").await;
+    lab::assert_logged("squid-open/access.log", &format!("CONNECT {authority} ")).await;
+    lab::assert_logged("ws-echo/server.log", "echo 1048576 bytes").await;
 }
 
 mod url {
@@ -946,7 +886,7 @@ mod url {
 /// `DOMAIN\user` and the password of setup.sh's NTLM user, in a proxy URL.
 fn ntlm_proxy(url: &str) -> Proxy {
     let (user, password) = credentials();
-    let domain = interop_var("INTEROP_NTLM_DOMAIN");
+    let domain = lab::lab_var("INTEROP_NTLM_DOMAIN");
     proxy(url).with_basic_auth(&format!("{domain}\\{user}"), &password)
 }
 
@@ -966,9 +906,7 @@ async fn tunnel_and_get(proxy: Proxy, what: &str) -> (TestOrigin, ConnectionInfo
 
 /// The client ports of `status` lines for `needle` in squid-ntlm's port log.
 async fn ports_logged(needle: &str, status: &str) -> Vec<String> {
-    let Some(path) = log_path("squid-ntlm/access-ports.log") else {
-        return Vec::new();
-    };
+    let path = lab::log_path("squid-ntlm/access-ports.log");
     let start = Instant::now();
     loop {
         let log = std::fs::read_to_string(&path).unwrap_or_default();
@@ -982,7 +920,7 @@ async fn ports_logged(needle: &str, status: &str) -> Vec<String> {
                     .map(|(_, p)| p.to_owned())
             })
             .collect();
-        if !ports.is_empty() || start.elapsed() > LOG_TIMEOUT {
+        if !ports.is_empty() || start.elapsed() > lab::LOG_TIMEOUT {
             return ports;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1000,8 +938,8 @@ async fn squid_ntlm_tunnel_on_one_connection() {
     assert_eq!(info.proxy_auth(), Some("NTLM"));
     let (user, _) = credentials();
     let target = origin.authority();
-    assert_logged("squid-ntlm/access.log", &format!("CONNECT {target} ")).await;
-    assert_logged("squid-ntlm/access.log", &user).await;
+    lab::assert_logged("squid-ntlm/access.log", &format!("CONNECT {target} ")).await;
+    lab::assert_logged("squid-ntlm/access.log", &user).await;
     // The 407 (negotiate answered with the challenge) and the 200 came over one
     // connection: one client port.
     let denied = ports_logged(&format!("CONNECT {target}"), "/407").await;
@@ -1034,7 +972,7 @@ async fn squid_ntlm_is_chosen_in_any_mode_and_http_targets_tunnel() {
     assert_eq!(parts.status, 200);
     assert_eq!(body, HELLO_BODY);
     drop(conn);
-    assert_logged(
+    lab::assert_logged(
         "squid-ntlm/access.log",
         &format!("CONNECT {} ", origin.authority()),
     )
@@ -1059,7 +997,7 @@ async fn squid_digest_only_needs_any_mode() {
     .await;
     assert_eq!(info.proxy_auth(), Some("Digest"));
     let (user, _) = credentials();
-    assert_logged("squid-digest-only/access.log", &format!(" {user} ")).await;
+    lab::assert_logged("squid-digest-only/access.log", &format!(" {user} ")).await;
 }
 
 #[cfg(all(feature = "negotiate", unix))]
@@ -1067,7 +1005,7 @@ async fn squid_digest_only_needs_any_mode() {
 #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn squid_negotiate_with_the_ticket_from_kinit() {
     let url = proxy_url!("SQUID_NEGOTIATE_URL");
-    let principal = interop_var("INTEROP_KRB5_PRINCIPAL");
+    let principal = lab::lab_var("INTEROP_KRB5_PRINCIPAL");
     let started = Instant::now();
     // No password anywhere: the ticket cache of KRB5CCNAME.
     let (origin, info) = tunnel_and_get(
@@ -1080,7 +1018,7 @@ async fn squid_negotiate_with_the_ticket_from_kinit() {
         started.elapsed()
     );
     assert_eq!(info.proxy_auth(), Some("Negotiate"));
-    assert_logged(
+    lab::assert_logged(
         "squid-negotiate/access.log",
         &format!("CONNECT {} {principal} ", origin.authority()),
     )
@@ -1222,8 +1160,8 @@ async fn tinyproxy_carries_optimistic_connect() {
 #[tokio::test]
 #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_carries_optimistic_connect_over_http1() {
-    let url = interop_var("NGHTTPX_URL");
-    let ca = interop_var("NGHTTPX_CA");
+    let url = lab::lab_var("NGHTTPX_URL");
+    let ca = lab::lab_var("NGHTTPX_CA");
     let origin = TestOrigin::start().await.unwrap();
     let target = format!("https://localhost:{}/", origin.addr().port());
     let stack = ServiceBuilder::new()
@@ -1259,8 +1197,8 @@ async fn nghttpx_carries_optimistic_connect_over_http1() {
 #[tokio::test]
 #[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
 async fn nghttpx_carries_optimistic_data_on_http2_connect_streams() {
-    let url = interop_var("NGHTTPX_URL");
-    let ca = interop_var("NGHTTPX_CA");
+    let url = lab::lab_var("NGHTTPX_URL");
+    let ca = lab::lab_var("NGHTTPX_CA");
     let _one_at_a_time = NGHTTPX.lock().await;
     let proxy_tls = trusting(&ca);
     let stack = |p: Proxy| {

@@ -1,5 +1,5 @@
-//! Pieces the lab tests share (`tests/system_interop.rs`,
-//! `tests/pac_interop.rs`): the lab's variables, a loopback server for a
+//! Pieces the lab tests share (`tests/interop.rs`,
+//! `tests/system_interop.rs`, `tests/pac_interop.rs`): the lab's variables, a loopback server for a
 //! PAC script, and a bounded wait for a proxy's log to show a line.
 #![allow(dead_code)]
 
@@ -53,24 +53,46 @@ pub fn serve_pac(script: String, requests: usize) -> String {
     url
 }
 
-/// Waits (at most 10 s) for the log at `$INTEROP_DIR/<log>` to hold
-/// `needle`; panics naming both when it never does.
+/// How long a server may take to write its log line about a connection.
+pub const LOG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server's log: `$INTEROP_DIR/<log>`.
+pub fn log_path(log: &str) -> std::path::PathBuf {
+    Path::new(&lab_var("INTEROP_DIR")).join(log)
+}
+
+/// Waits (at most [`LOG_TIMEOUT`]) for the log at `$INTEROP_DIR/<log>` to
+/// hold `needle`: the server itself saw the target. Panics with the log's
+/// last lines when it never does, or when the log is missing.
 pub async fn assert_logged(log: &str, needle: &str) {
-    let path = Path::new(&lab_var("INTEROP_DIR")).join(log);
+    let path = log_path(log);
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if std::fs::read_to_string(&path).is_ok_and(|text| text.contains(needle)) {
-            return;
+    loop {
+        match std::fs::read(&path) {
+            Ok(text) if String::from_utf8_lossy(&text).contains(needle) => return,
+            Ok(_) => {}
+            Err(e) if start.elapsed() > LOG_TIMEOUT => {
+                panic!("cannot read {}: {e}", path.display())
+            }
+            Err(_) => {}
+        }
+        if start.elapsed() > LOG_TIMEOUT {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let tail: Vec<_> = text.lines().rev().take(20).collect();
+            panic!(
+                "{} never mentioned {needle:?} within {LOG_TIMEOUT:?}; its last lines:\n{}",
+                path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{} never showed {needle:?}", path.display());
 }
 
 /// How many times the log at `$INTEROP_DIR/<log>` holds `needle` now (0
 /// when it cannot be read yet).
 pub fn count_logged(log: &str, needle: &str) -> usize {
-    std::fs::read_to_string(Path::new(&lab_var("INTEROP_DIR")).join(log))
+    std::fs::read_to_string(log_path(log))
         .map(|text| text.matches(needle).count())
         .unwrap_or(0)
 }
