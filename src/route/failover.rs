@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::list::Hop;
+use super::list::{Hop, ProxyList};
 use crate::error::{Error, ErrorKind, Phase};
 
 /// How long a hop that could not be reached is passed over, by default:
@@ -152,11 +152,12 @@ impl Failover {
     /// `hops` in the order to try them: the ones that failed within the
     /// retry period move to the end (in their own order), named in the
     /// second list with why.
-    pub(crate) fn order(&self, hops: &[Hop]) -> (Vec<Hop>, Vec<Skipped>) {
+    pub(crate) fn order(&self, list: &ProxyList) -> (Arc<[Hop]>, Vec<Skipped>) {
         let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
         if failed.is_empty() {
-            return (hops.to_vec(), Vec::new());
+            return (list.shared_hops(), Vec::new());
         }
+        let hops = list.hops();
         let now = self.now();
         let mut good = Vec::with_capacity(hops.len());
         let mut bad = Vec::new();
@@ -178,7 +179,7 @@ impl Failover {
             }
         }
         good.extend(bad);
-        (good, skipped)
+        (good.into(), skipped)
     }
 
     /// Remembers that `hop` could not be reached.
@@ -199,9 +200,13 @@ impl Failover {
 
     /// Forgets a failure of `hop`: it was reached again.
     pub(crate) fn reached(&self, hop: &Hop) {
-        let Some(key) = key(hop) else { return };
         let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
-        if !failed.is_empty() {
+        // The key is built only when there is something to forget: a
+        // connection through a hop that never failed allocates nothing here.
+        if failed.is_empty() {
+            return;
+        }
+        if let Some(key) = key(hop) {
             failed.remove(&key);
         }
     }
@@ -218,7 +223,7 @@ impl fmt::Debug for Failover {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::{Proxy, ProxyList};
+    use crate::route::Proxy;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
@@ -232,14 +237,14 @@ mod tests {
         }));
         let list = ProxyList::parse("PROXY a:1; PROXY b:2; DIRECT").unwrap();
         let a = list.hops()[0].clone();
-        let (order, skipped) = memory.order(list.hops());
-        assert_eq!(order, list.hops());
+        let (order, skipped) = memory.order(&list);
+        assert_eq!(&order[..], list.hops());
         assert!(skipped.is_empty());
 
         memory.failed(&a, ErrorKind::Dial);
         memory.failed(&Hop::Direct, ErrorKind::Dial); // DIRECT is never remembered
         secs.store(60, Ordering::SeqCst);
-        let (order, skipped) = memory.order(list.hops());
+        let (order, skipped) = memory.order(&list);
         let shown: Vec<String> = order.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["PROXY b:2", "DIRECT", "PROXY a:1"]);
         assert_eq!(skipped.len(), 1);
@@ -252,13 +257,13 @@ mod tests {
         );
 
         secs.store(DEFAULT_RETRY_AFTER.as_secs(), Ordering::SeqCst);
-        let (order, skipped) = memory.order(list.hops());
-        assert_eq!(order, list.hops());
+        let (order, skipped) = memory.order(&list);
+        assert_eq!(&order[..], list.hops());
         assert!(skipped.is_empty());
 
         memory.failed(&a, ErrorKind::Timeout);
         memory.reached(&a);
-        assert_eq!(memory.order(list.hops()).0, list.hops());
+        assert_eq!(&memory.order(&list).0[..], list.hops());
     }
 
     #[test]

@@ -193,6 +193,12 @@ impl ProxyList {
         &self.hops
     }
 
+    /// The hops, shared: a decision that keeps the list's order costs a
+    /// reference count, not a copy.
+    pub(crate) fn shared_hops(&self) -> Arc<[Hop]> {
+        Arc::clone(&self.hops)
+    }
+
     /// The first hop's proxy, unless it is `DIRECT`.
     pub fn first_proxy(&self) -> Option<&Proxy> {
         self.hops[0].proxy()

@@ -442,7 +442,7 @@ impl Proxies {
         match list {
             None => Decision::direct(rule),
             Some(list) => {
-                let (hops, skipped) = self.failover.order(list.hops());
+                let (hops, skipped) = self.failover.order(&list);
                 Decision {
                     hops,
                     skipped,
@@ -646,15 +646,17 @@ impl From<Proxy> for Proxies {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Decision {
-    hops: Vec<Hop>,
+    hops: Arc<[Hop]>,
     skipped: Vec<Skipped>,
     rule: Rule,
 }
 
 impl Decision {
     fn direct(rule: Rule) -> Self {
+        // One list for every direct decision: a reference count each.
+        static DIRECT: std::sync::OnceLock<Arc<[Hop]>> = std::sync::OnceLock::new();
         Decision {
-            hops: vec![Hop::Direct],
+            hops: Arc::clone(DIRECT.get_or_init(|| Arc::new([Hop::Direct]))),
             skipped: Vec::new(),
             rule,
         }
@@ -694,7 +696,7 @@ impl Decision {
     }
 
     /// Splits into the hops, the skipped hops and the rule.
-    pub(crate) fn into_parts(self) -> (Vec<Hop>, Vec<Skipped>, Rule) {
+    pub(crate) fn into_parts(self) -> (Arc<[Hop]>, Vec<Skipped>, Rule) {
         (self.hops, self.skipped, self.rule)
     }
 }
