@@ -143,6 +143,19 @@
 //! hops were passed over and why; see [`Proxies`], "Proxy lists and
 //! failover". Tests: `tests/failover.rs`.
 //!
+//! Such lists usually come from a PAC script (feature `pac`):
+//! `Proxies::from_pac_url`, `Proxies::from_pac_script`, or WPAD's DNS
+//! method, `Proxies::from_wpad` (feature `wpad`); or from the desktop's
+//! settings, [`Proxies::from_system`]. The script runs on an embedded
+//! QuickJS off the async runtime, within a time budget and a memory limit,
+//! and its answers are cached per target; a script that fails is an error,
+//! never a silent direct connection. See the `route::pac` module; tests:
+//! `tests/pac.rs`, `tests/pac_conformance.rs` (Chromium's and pacparser's
+//! suites, and a cross-check against pacparser), `tests/pac_interop.rs`
+//! (real squid and tinyproxy). `cargo run --features pac --example fetch --
+//! --proxy-pac URL|FILE URL` shows a script's answer, the hop used and the
+//! hops skipped.
+//!
 //! # Where it plugs in
 //!
 //! The same layers serve every client shape:
