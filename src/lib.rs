@@ -303,13 +303,13 @@
 //! # Features
 //!
 //! - `test-util`: an in-process CONNECT proxy and TLS origin on loopback, and a
-//!   fault-injecting TCP relay ([`test_util`]), for your tests and this crate's.
+//!   fault-injecting TCP relay (`test_util`), for your tests and this crate's.
 //! - `negotiate` (Unix only): Negotiate (SPNEGO/Kerberos) proxy
 //!   authentication from the user's ticket cache, through the system's
 //!   GSSAPI. Building it needs the Kerberos headers, `pkg-config` and
 //!   libclang (Debian: `libkrb5-dev pkg-config libclang-dev`).
 //! - `wpad` (takes in `pac`): WPAD's DNS method, `Proxies::from_wpad` and
-//!   `Pac::from_wpad`, over the URLs [`route::wpad_urls`] gives, kept
+//!   `Pac::from_wpad`, over the URLs `route::wpad_urls` gives, kept
 //!   below the registrable domain with the Public Suffix List (the `psl`
 //!   crate, about 3 s to build).
 //! - `pac`: proxy auto-config scripts (`Pac`, `Proxies::from_pac_url`),

@@ -383,7 +383,7 @@ impl Proxies {
     ///
     /// # Errors
     ///
-    /// Only from a PAC script that fails (see [`Proxies::with_pac`]); the
+    /// Only from a PAC script that fails (see `Proxies::with_pac`); the
     /// other rules cannot fail.
     pub fn decide(&self, uri: &Uri) -> Result<Decision, Error> {
         if let Some(system) = &self.system {
@@ -736,13 +736,13 @@ pub enum Rule {
         source: String,
     },
     /// The PAC script answered this (feature `pac`; see
-    /// [`Proxies::with_pac`]).
+    /// `Proxies::with_pac`).
     Pac {
         /// The script's answer, as it gave it.
         answer: String,
     },
     /// The PAC script failed, and the rules go direct on a failure
-    /// (feature `pac`; see [`Proxies::with_pac_fallback_direct`]).
+    /// (feature `pac`; see `Proxies::with_pac_fallback_direct`).
     PacFailed {
         /// The script's error, as its `Display` reads.
         error: String,

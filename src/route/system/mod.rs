@@ -657,7 +657,7 @@ impl Proxies {
     /// a URL, KDE's `ProxyType` 3, `AutoDetect`, `ProxyAutoDiscoveryEnable`)
     /// tries `http://wpad/wpad.dat` (the DNS form; DHCP is not asked) and,
     /// with feature `wpad`, then the candidates of
-    /// [`Pac::from_wpad`](crate::route::Pac::from_wpad), and goes direct
+    /// `Pac::from_wpad`, and goes direct
     /// when no script is found, as browsers do, with the reason in the
     /// rule. Never a silent direct connection otherwise.
     pub fn from_system() -> Result<Self, Error> {
