@@ -25,8 +25,10 @@
 //! `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`, `no_proxy`/`NO_PROXY`
 //! (see [`Proxies`]); when no proxy variable is set either, the desktop's proxy
 //! settings (GNOME, KDE, Windows, macOS; see [`Proxies::from_system`]), and the
-//! rule it prints names them ("GNOME settings, mode manual, ..."). `--proxy-user`
-//! and `--preproxy` apply to those too (and to the proxies a PAC script names). With `--proxy-pac` (build with `--features pac`)
+//! rule it prints names them ("GNOME settings, mode manual, ..."); `--noproxy`
+//! applies to those too. `--proxy-user`, `--preproxy` and the scheme flags (`--proxy-anyauth`,
+//! ...) apply to the environment's proxies and to those a PAC script names, not to the
+//! desktop's. With `--proxy-pac` (build with `--features pac`)
 //! the script decides: it prints the script's answer, the hop used and every hop skipped
 //! on the way, with why. It prints the route it took and the rule that chose it, the
 //! status line and the negotiated protocol. For a `ws://` or `wss://` URL it opens a

@@ -273,7 +273,8 @@ impl ConnectionInfo {
     /// The hops of the proxy list passed over on the way to this route,
     /// with why: those this connection tried and could not reach, in the
     /// order tried, then those it did not try because they failed lately.
-    /// Empty for a single proxy, or when the first hop answered.
+    /// Empty for a single proxy, or when the first hop of the rule's list
+    /// answered and no hop of it had failed lately.
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped
     }
@@ -334,7 +335,8 @@ impl ConnectionInfo {
     }
 
     /// For a tunnel over an HTTP/2 proxy connection: whether its `CONNECT`
-    /// was sent a second time, on a fresh proxy connection, because the
+    /// was sent a second time, on a pooled proxy connection with room (a
+    /// fresh one after `GOAWAY`), because the
     /// proxy said it never processed the first (a `GOAWAY` whose last
     /// stream id is below it, or `RST_STREAM` with `REFUSED_STREAM`; RFC
     /// 9113 §8.7). `false` for every other route.

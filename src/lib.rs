@@ -72,8 +72,9 @@
 //! ([`ProxyConnectLayer::from_env`]) or as gRPC core does
 //! ([`Proxies::from_grpc_env`]), or the operating system's proxy settings
 //! ([`ProxyConnectLayer::from_system`]: the environment, then GNOME, KDE,
-//! Windows or macOS settings, read into a [`SystemSettings`]; the
-//! [`Rule::System`] of each decision names the setting that chose).
+//! Windows or macOS settings, read into a [`SystemSettings`]; a decision
+//! the desktop's settings made carries a [`Rule::System`] naming the setting
+//! that chose).
 //!
 //! | proxy | `https://` target | `http://` target |
 //! |---|---|---|

@@ -130,8 +130,8 @@ impl ProxyList {
     /// | `SOCKS`, `SOCKS4` | `socks4://host:port` | yes (Firefox takes `SOCKS` as SOCKS5) |
     /// | `SOCKS5` | `socks5h://host:port` (the proxy resolves the target) | yes |
     ///
-    /// A port is required except for `HTTPS` (443) and the SOCKS keywords
-    /// (1080), where Chromium supplies one too; `PROXY host` alone gets 80.
+    /// The port may be left out: `PROXY` and `HTTP` get 80, `HTTPS` 443 and
+    /// the SOCKS keywords 1080, as in Chromium.
     ///
     /// # Errors
     ///

@@ -3,8 +3,8 @@
 //! Each platform's settings are read into a neutral [`SystemSettings`]
 //! (plain code, compiled and tested everywhere); only the reads themselves
 //! are platform code: the `gsettings` command (GNOME), a file (KDE), the
-//! registry (Windows, through `winreg`) and SystemConfiguration (macOS,
-//! through `system-configuration`).
+//! registry (Windows, through `winreg`) and SystemConfiguration's proxy
+//! dictionary as `scutil --proxy` prints it (macOS).
 
 mod bypass;
 mod gnome;
@@ -622,8 +622,8 @@ impl Proxies {
     ///    - KDE's `kioslaverc`; see [`SystemSettings::from_kioslaverc`];
     ///    - Windows' WinINet registry values; see
     ///      [`SystemSettings::from_wininet`];
-    ///    - macOS' SystemConfiguration; see
-    ///      [`SystemSettings::from_macos`].
+    ///    - macOS' SystemConfiguration, through `scutil --proxy`; see
+    ///      [`SystemSettings::from_scutil`].
     ///
     ///    On Linux and the BSDs the desktop is told by
     ///    `XDG_CURRENT_DESKTOP`, else `KDE_FULL_SESSION`, else
@@ -697,8 +697,11 @@ impl Proxies {
     ///
     /// # Errors
     ///
+    /// Without feature `pac`,
     /// [`ErrorKind::SystemSettings`](crate::ErrorKind::SystemSettings) for
-    /// settings that name a PAC script or WPAD.
+    /// settings that name a PAC script or WPAD. With it, the errors of
+    /// `Pac::from_url` when the script the settings name cannot be fetched
+    /// or compiled; WPAD that finds no script goes direct.
     pub fn from_system_settings(settings: SystemSettings) -> Result<Self, Error> {
         let found = with_pac(settings)?;
         Ok(Proxies {
