@@ -277,6 +277,7 @@
 //! | the proxy's `SETTINGS_MAX_CONCURRENT_STREAMS` reached, or lowered below the open tunnels | the next tunnel opens another connection to the proxy | nothing |
 //! | `GOAWAY` (a graceful reload) | open tunnels run on; new ones open a new connection; a `CONNECT` above its last stream id, or reset with `REFUSED_STREAM`, is sent again once ([`ConnectionInfo::is_h2_retried`]) | nothing |
 //! | a second `GOAWAY` for the same tunnel | `proxy P closed the connection without answering CONNECT to T: its HTTP/2 connection is going away (GOAWAY NO_ERROR) and did not process the stream` \[`ProxyClosed`\] | retry later: the proxy is shutting down |
+//! | the connection goes silent (no FIN, no RST: a NAT or firewall forgot it, the proxy's host is gone) | the tunnel being opened fails with `proxy P did not answer CONNECT to T within D` \[`Timeout`\]; that connection takes no new tunnel, and the next connect opens a fresh one | retry |
 //! | the proxy dies (killed, or a reset at any byte) with tunnels open | each tunnel's next request fails with `request to T via proxy P failed` \[`Request`\]; its reads and writes fail with an `io::Error` carrying `I/O error with T via proxy P: the proxy's HTTP/2 connection under the tunnel failed` \[`Io`\]; the next connect opens a fresh connection | reconnect |
 //!
 //! A connection to the first hop that breaks at any byte of a handshake (reset,

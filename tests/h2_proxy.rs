@@ -611,3 +611,79 @@ async fn a_reset_under_open_tunnels_fails_them_all_naming_the_proxy() {
     assert_eq!(relay.connections(), 2);
     assert_eq!(h2_stream(fresh.info()), 1);
 }
+
+/// A stack whose `CONNECT` answers are awaited for `connect_timeout` at most.
+fn stack_with_timeout(
+    proxy: Proxy,
+    connect_timeout: Duration,
+) -> impl Service<Uri, Response = HttpConnection<Body>, Error = tower_tunnel::Error, Future: Send>
+       + Clone
+       + Send
+       + 'static {
+    ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(
+            ProxyConnectLayer::new(proxy)
+                .with_proxy_tls(client_config())
+                .with_connect_timeout(Some(connect_timeout)),
+        )
+        .service(HttpConnector::new())
+}
+
+/// A pooled proxy connection that goes silent (no FIN, no RST: a NAT or firewall that
+/// forgot it, a proxy host gone) costs one tunnel its connect timeout, not every
+/// tunnel after it: the connection whose `CONNECT` went unanswered takes no new
+/// tunnel, and the next connect opens a fresh one. With and without optimistic data.
+#[tokio::test]
+async fn a_proxy_connection_gone_silent_takes_no_new_tunnels() {
+    use tower_tunnel::{test_util::FaultRelay, Phase};
+
+    for optimistic in [false, true] {
+        let proxy = TestH2Proxy::start().await.unwrap();
+        let origin = TestOrigin::start().await.unwrap();
+        let relay = FaultRelay::start(proxy.addr()).await.unwrap();
+        let relay_addr = relay.addr().to_string();
+        let p = Proxy::new(&format!("https://{relay_addr}"))
+            .unwrap()
+            .with_optimistic_data(optimistic);
+        let limit = Duration::from_millis(700);
+        let connect = stack_with_timeout(p, limit);
+        let mut first = connect.clone().oneshot(target(&origin)).await.unwrap();
+        assert_eq!(get(&mut first).await, 200);
+        assert_eq!(relay.connections(), 1);
+
+        relay.stall_open();
+        let started = std::time::Instant::now();
+        let err = connect
+            .clone()
+            .oneshot(target(&origin))
+            .await
+            .expect_err("no answer comes through a stalled connection");
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{optimistic}: {err}");
+        assert_eq!(
+            err.phase(),
+            Some(Phase::ProxyConnect),
+            "{optimistic}: {err}"
+        );
+        assert_eq!(err.proxy().map(|p| p.to_string()), Some(relay_addr.clone()));
+        assert!(
+            started.elapsed() < limit + Duration::from_secs(3),
+            "{optimistic}: {:?}",
+            started.elapsed()
+        );
+
+        // The next tunnel does not wait on the silent connection: a fresh one.
+        let mut next = tokio::time::timeout(
+            Duration::from_secs(10),
+            connect.clone().oneshot(target(&origin)),
+        )
+        .await
+        .expect("the next connect does not hang")
+        .unwrap_or_else(|e| panic!("{optimistic}: {e}"));
+        assert_eq!(get(&mut next).await, 200);
+        assert_eq!(relay.connections(), 2, "{optimistic}");
+        assert_eq!(h2_stream(next.info()), 1, "{optimistic}");
+        assert_eq!(next.info().shared_tunnels(), Some(1), "{optimistic}");
+    }
+}

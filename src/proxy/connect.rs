@@ -711,8 +711,13 @@ where
             let io = H2Stream::new(send, body, proxy.authority(), self.target);
             Ok((io, answer))
         };
-        let (io, response) =
-            within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await??;
+        let answered = within(self.config.connect_timeout, Phase::ProxyConnect, exchange).await;
+        if answered.is_err() {
+            // No answer in time: the connection may be dead without a
+            // FIN or RST ever coming; new tunnels go to another.
+            lease.mark_silent();
+        }
+        let (io, response) = answered??;
         Ok(H2Tunnel {
             io,
             lease,

@@ -89,7 +89,8 @@
 //! A refusal on one stream fails that tunnel alone, with the same errors as
 //! HTTP/1.1. After a `GOAWAY` the open tunnels run on and new ones go to a
 //! new connection; a `CONNECT` the proxy says it never processed is sent
-//! again once. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
+//! again once; a connection on which a `CONNECT` went unanswered past the
+//! connect timeout takes no new tunnel. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
 //! proxy; the route reads `tunnel via h2 proxy 127.0.0.1:8443 (stream 5)`.
 //!
 //! Lenient where curl is: bare LF line endings, `HTTP/1.0`, interim `1xx`

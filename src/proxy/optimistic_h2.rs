@@ -268,6 +268,11 @@ impl H2Pending {
             deadline.as_mut().reset(until);
         }
         ready!(deadline.as_mut().poll(cx));
+        // The connection may be dead without a FIN or RST ever coming:
+        // new tunnels go to another.
+        if let Some(lease) = &self.lease {
+            lease.mark_silent();
+        }
         Poll::Ready(Err(self.fail(Error::timeout(Phase::ProxyConnect, limit))))
     }
 

@@ -26,6 +26,13 @@
 //!   `GOAWAY`), and [`ConnectionInfo::is_h2_retried`](crate::ConnectionInfo::is_h2_retried)
 //!   says so. With optimistic data the bytes written behind the first
 //!   `CONNECT` go again behind the second (`proxy::optimistic_h2`).
+//! - A connection on which a `CONNECT` got no answer within the connect
+//!   timeout takes no new tunnel either, and is dropped from the pool: it
+//!   may be dead without a FIN or RST ever coming (a NAT or firewall that
+//!   forgot it, a proxy host gone), and every tunnel sent there would wait
+//!   out the timeout in turn, until the kernel gives up on the socket
+//!   (minutes). The tunnels open on it run on; when the proxy was only slow
+//!   (its own dial to the target), the cost is one new proxy connection.
 //! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
 //!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
 //!   tunnel's reads and writes with an `io::Error` carrying a
@@ -34,7 +41,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -101,6 +108,8 @@ struct Conn {
     id: u64,
     send: Sender,
     in_flight: Arc<AtomicUsize>,
+    // A `CONNECT` on it went unanswered past the connect timeout.
+    silent: Arc<AtomicBool>,
     // The proxy's SETTINGS are in: until then the limit h2 reports is
     // `INITIAL_MAX_STREAMS`, not the proxy's, and only the tunnel that
     // opened the connection uses it.
@@ -114,12 +123,16 @@ enum Room {
     /// At the proxy's `SETTINGS_MAX_CONCURRENT_STREAMS`, or h2 still
     /// holds a stream back.
     Full,
-    /// Closed, failed, or the proxy sent `GOAWAY`: never again.
+    /// Closed, failed, the proxy sent `GOAWAY`, or a `CONNECT` on it went
+    /// unanswered: never again.
     Gone,
 }
 
 impl Conn {
     fn room(&mut self) -> Room {
+        if self.silent.load(Ordering::Acquire) {
+            return Room::Gone;
+        }
         // h2 turns every new stream away once the connection failed or
         // the proxy sent GOAWAY (RFC 9113 §6.8), and holds one back when
         // the last is still waiting for a free stream; a no-op waker
@@ -151,12 +164,19 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// the slot.
 pub(crate) struct Lease {
     in_flight: Arc<AtomicUsize>,
+    silent: Arc<AtomicBool>,
 }
 
 impl Lease {
     /// How many tunnels are open on the connection right now.
     pub(crate) fn shared(&self) -> Arc<AtomicUsize> {
         self.in_flight.clone()
+    }
+
+    /// The `CONNECT` on this slot got no answer in time: its connection
+    /// takes no new tunnel (see the module docs).
+    pub(crate) fn mark_silent(&self) {
+        self.silent.store(true, Ordering::Release);
     }
 }
 
@@ -242,6 +262,7 @@ impl Pool {
             stream: response.stream_id().as_u32(),
             lease: Lease {
                 in_flight: conn.in_flight.clone(),
+                silent: conn.silent.clone(),
             },
             response,
             send,
@@ -265,6 +286,7 @@ impl Pool {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             send,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            silent: Arc::new(AtomicBool::new(false)),
             settled: false,
         });
         let last = slot.conns.len() - 1;

@@ -153,6 +153,25 @@ struct State {
     up: AtomicU64,
     down: AtomicU64,
     chunks: Mutex<Vec<Chunk>>,
+    /// Connections numbered below this are stalled ([`FaultRelay::stall_open`]).
+    stall_below: AtomicUsize,
+    stalled: tokio::sync::Notify,
+}
+
+impl State {
+    /// Resolves once connection `id` is stalled by [`FaultRelay::stall_open`].
+    async fn stall(&self, id: usize) {
+        loop {
+            let notified = self.stalled.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a stall between the two is not missed.
+            notified.as_mut().enable();
+            if id < self.stall_below.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl FaultRelay {
@@ -208,6 +227,18 @@ impl FaultRelay {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// Stalls every connection accepted so far, at once and both ways: nothing more is
+    /// forwarded and both sockets stay open, with no FIN or RST, until the relay is
+    /// dropped; as a NAT or a firewall that forgot the connection, or a peer whose host
+    /// is gone. Connections accepted later are relayed as usual (with the fault set).
+    ///
+    /// Bytes read but not yet written when the stall comes are dropped.
+    pub fn stall_open(&self) {
+        let accepted = self.state.connections.load(Ordering::SeqCst);
+        self.state.stall_below.fetch_max(accepted, Ordering::SeqCst);
+        self.state.stalled.notify_waiters();
+    }
 }
 
 /// Configures a [`FaultRelay`]; made by [`FaultRelay::builder`].
@@ -239,6 +270,8 @@ impl FaultRelayBuilder {
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
             chunks: Mutex::default(),
+            stall_below: AtomicUsize::new(0),
+            stalled: tokio::sync::Notify::new(),
         });
         let shared = Arc::clone(&state);
         let accept = server::spawn_accept_loop(listener, move |client, _peer| {
@@ -263,6 +296,8 @@ enum End {
     Failed,
     /// The fault point was reached.
     Fault,
+    /// [`FaultRelay::stall_open`] stalled the connection.
+    Stalled,
 }
 
 async fn relay(mut client: TcpStream, id: usize, fault: Option<RelayFault>, state: Arc<State>) {
@@ -288,6 +323,10 @@ async fn relay(mut client: TcpStream, id: usize, fault: Option<RelayFault>, stat
             }
         }
     };
+    if end == End::Stalled {
+        // Held open until the relay is dropped, which aborts this task.
+        std::future::pending::<()>().await;
+    }
     if end != End::Fault {
         return;
     }
@@ -344,7 +383,14 @@ async fn pump(
             }
             room = room.min(usize::try_from(left).unwrap_or(BUF));
         }
-        let n = match from.read(&mut buf[..room]).await {
+        let read = tokio::select! {
+            read = from.read(&mut buf[..room]) => read,
+            () = state.stall(id) => return End::Stalled,
+        };
+        if id < state.stall_below.load(Ordering::SeqCst) {
+            return End::Stalled;
+        }
+        let n = match read {
             Ok(0) => {
                 let _ = to.shutdown().await;
                 return End::Closed;
