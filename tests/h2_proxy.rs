@@ -687,3 +687,80 @@ async fn a_proxy_connection_gone_silent_takes_no_new_tunnels() {
         assert_eq!(next.info().shared_tunnels(), Some(1), "{optimistic}");
     }
 }
+
+/// With keep-alive, a proxy connection gone silent is closed within about two
+/// intervals: the tunnel open on it fails with a typed error naming the proxy instead
+/// of waiting on its reads, and the next tunnel opens a fresh connection at once
+/// (the connect timeout, 30 s here, is not paid). A live connection answers the
+/// `PING`s and is shared as before; once the layer and its tunnels are dropped, the
+/// `PING`s stop.
+#[tokio::test]
+async fn keep_alive_closes_a_proxy_connection_gone_silent() {
+    use tower_tunnel::test_util::{Direction, FaultRelay};
+
+    let proxy = TestH2Proxy::start().await.unwrap();
+    let origin = TestOrigin::start().await.unwrap();
+    let relay = FaultRelay::start(proxy.addr()).await.unwrap();
+    let relay_addr = relay.addr().to_string();
+    let every = Duration::from_millis(200);
+    let connect = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(
+            ProxyConnectLayer::new(Proxy::new(&format!("https://{relay_addr}")).unwrap())
+                .with_proxy_tls(client_config())
+                .with_h2_keep_alive(Some(every)),
+        )
+        .service(HttpConnector::new());
+
+    // Alive: idle for five intervals, the PINGs go up and are answered; the
+    // connection still takes the next tunnel.
+    let mut first = connect.clone().oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut first).await, 200);
+    let up = relay.bytes(Direction::Up);
+    tokio::time::sleep(every * 5).await;
+    assert!(relay.bytes(Direction::Up) > up, "no PING sent while idle");
+    let mut second = connect.clone().oneshot(target(&origin)).await.unwrap();
+    assert_eq!(get(&mut second).await, 200);
+    assert_eq!(relay.connections(), 1);
+    assert_eq!(second.info().shared_tunnels(), Some(2));
+
+    // Silent: the open tunnels fail, without a request to find out.
+    relay.stall_open();
+    let started = std::time::Instant::now();
+    let req = Request::get("/").body(Body::new()).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), first.send_request(req))
+        .await
+        .expect("the tunnel fails once the keep-alive gives up, not never")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Request, "{err}");
+    assert_eq!(err.proxy().map(|p| p.to_string()), Some(relay_addr.clone()));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The next tunnel opens a fresh connection, well inside the connect timeout.
+    let started = std::time::Instant::now();
+    let mut next = connect.clone().oneshot(target(&origin)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(get(&mut next).await, 200);
+    assert_eq!(relay.connections(), 2);
+    assert_eq!(h2_stream(next.info()), 1);
+
+    // Dropped: the keep-alive holds neither the pool nor the connection.
+    drop((first, second, next, connect));
+    tokio::time::sleep(every * 3).await;
+    let up = relay.bytes(Direction::Up);
+    tokio::time::sleep(every * 5).await;
+    assert_eq!(
+        relay.bytes(Direction::Up),
+        up,
+        "PINGs go on after the layer was dropped"
+    );
+}

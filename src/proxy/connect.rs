@@ -616,7 +616,7 @@ where
             return Ok(H2Send::Http1(hop));
         }
         let timings = hop.timings();
-        let (send, ping) = self.h2_handshake(proxy, hop.io).await?;
+        let (send, ping, task) = self.h2_handshake(proxy, hop.io).await?;
         let sent = self.pool.insert(key, send, make()).map_err(h2_error)?;
         // The tunnels waiting behind `opening` need the proxy's
         // SETTINGS_MAX_CONCURRENT_STREAMS: they are the server's first
@@ -631,16 +631,34 @@ where
                 .config
                 .connect_timeout
                 .or(Some(crate::timeout::DEFAULT_TIMEOUT));
+            // The connection's mark, not the pool: this task lives as long
+            // as the connection, which must not keep the pool alive.
+            let keep_alive = self
+                .config
+                .h2_keep_alive
+                .map(|every| (every, sent.lease.silence()));
             tokio::spawn(
                 async move {
                     let pong = ping.ping(h2::Ping::opaque());
-                    if let Ok(Err(e)) = within(limit, Phase::ProxyConnect, pong).await {
-                        tracing::debug!(error = %e, "no PING answer from the HTTP/2 proxy");
+                    let answered = within(limit, Phase::ProxyConnect, pong).await;
+                    match &answered {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::debug!(error = %e, "the HTTP/2 proxy connection ended before its PING answer"),
+                        Err(e) => tracing::debug!(error = %e, "no PING answer from the HTTP/2 proxy"),
                     }
                     // Settled (whether the PING was answered or not), then
                     // the next tunnels may look.
                     drop(settle);
                     drop(opening);
+                    let Some((every, silence)) = keep_alive else {
+                        return;
+                    };
+                    // A PING still unanswered cannot be followed by another.
+                    if answered.is_err() || h2_keep_alive(&mut ping, every).await.is_err() {
+                        tracing::debug!(interval = ?every, "no answer to a keep-alive PING: closing the HTTP/2 proxy connection");
+                        silence.mark();
+                        task.abort();
+                    }
                 }
                 .in_current_span(),
             );
@@ -652,7 +670,7 @@ where
         &mut self,
         proxy: &Proxy,
         io: FirstHop<S::Response>,
-    ) -> Result<(H2Sender, Option<h2::PingPong>), Error> {
+    ) -> Result<(H2Sender, Option<h2::PingPong>, tokio::task::AbortHandle), Error> {
         let handshake = h2::client::Builder::new()
             .initial_max_send_streams(pool::INITIAL_MAX_STREAMS)
             .initial_window_size(H2_STREAM_WINDOW)
@@ -672,7 +690,7 @@ where
             })?;
         let ping = conn.ping_pong();
         let span = tracing::debug_span!("tower_tunnel::h2_proxy", proxy = %proxy.authority());
-        tokio::spawn(
+        let task = tokio::spawn(
             async move {
                 match conn.await {
                     Ok(()) => tracing::debug!("HTTP/2 proxy connection closed"),
@@ -681,7 +699,7 @@ where
             }
             .instrument(span),
         );
-        Ok((send, ping))
+        Ok((send, ping, task.abort_handle()))
     }
 
     /// Awaits the proxy's answer on the stream, and the tunnel it opens.
@@ -1145,4 +1163,18 @@ pub(super) fn socks_error(e: socks::SocksError, protocol: ProxyProtocol) -> Erro
         .with_protocol(protocol)
         .with_detail_opt(detail)
         .with_source(e)
+}
+
+/// Pings an HTTP/2 proxy connection every `every` while it lives; `Err`
+/// once a `PING` goes unanswered for `every`, `Ok` when the connection
+/// ends (its PINGs fail).
+async fn h2_keep_alive(ping: &mut h2::PingPong, every: Duration) -> Result<(), ()> {
+    loop {
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(every, ping.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => return Err(()),
+        }
+    }
 }

@@ -75,6 +75,7 @@ impl ProxyConnectLayer {
                 max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
                 nodelay: true,
                 proxy_tls: None,
+                h2_keep_alive: None,
             }),
             pool: Pool::default(),
         }
@@ -164,6 +165,35 @@ impl ProxyConnectLayer {
     /// itself.
     pub fn with_nodelay(mut self, nodelay: bool) -> Self {
         self.config_mut().nodelay = nodelay;
+        self
+    }
+
+    /// Sends a `PING` on each HTTP/2 proxy connection every `interval`
+    /// (default `None`: never), and closes a connection whose proxy has not
+    /// answered one within another `interval`.
+    ///
+    /// A proxy connection can die without a FIN or RST ever coming: a NAT
+    /// or firewall forgets it, the proxy's host goes away. Without
+    /// keep-alive, the tunnels open on it wait on their reads for as long as
+    /// their own protocol lets them, and the pool finds out only when a
+    /// `CONNECT` sent there reaches the connect timeout. With it, the
+    /// connection is closed within two intervals: the tunnels on it fail
+    /// with a typed error naming the proxy, and the next tunnel opens a
+    /// fresh connection. The `PING`s also keep a NAT's mapping alive while
+    /// the connection is idle. HTTP/1.1 tunnels are the base connector's
+    /// sockets: use its TCP keep-alive (`HttpConnector::set_keepalive`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tunnel::{Proxy, ProxyConnectLayer};
+    ///
+    /// # fn main() -> Result<(), tower_tunnel::Error> {
+    /// let layer = ProxyConnectLayer::new(Proxy::new("https://proxy.corp:443")?)
+    ///     .with_h2_keep_alive(Some(Duration::from_secs(20)));
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    pub fn with_h2_keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.config_mut().h2_keep_alive = interval;
         self
     }
 }

@@ -90,7 +90,9 @@
 //! HTTP/1.1. After a `GOAWAY` the open tunnels run on and new ones go to a
 //! new connection; a `CONNECT` the proxy says it never processed is sent
 //! again once; a connection on which a `CONNECT` went unanswered past the
-//! connect timeout takes no new tunnel. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
+//! connect timeout takes no new tunnel.
+//! [`ProxyConnectLayer::with_h2_keep_alive`] pings the connections and
+//! closes one that stops answering. [`Proxy::with_http2`](crate::Proxy::with_http2) requires or forbids it per
 //! proxy; the route reads `tunnel via h2 proxy 127.0.0.1:8443 (stream 5)`.
 //!
 //! Lenient where curl is: bare LF line endings, `HTTP/1.0`, interim `1xx`
@@ -130,4 +132,5 @@ pub(crate) struct Config {
     pub(crate) max_response_bytes: usize,
     pub(crate) nodelay: bool,
     pub(crate) proxy_tls: Option<ProxyTlsConfig>,
+    pub(crate) h2_keep_alive: Option<Duration>,
 }

@@ -33,6 +33,9 @@
 //!   out the timeout in turn, until the kernel gives up on the socket
 //!   (minutes). The tunnels open on it run on; when the proxy was only slow
 //!   (its own dial to the target), the cost is one new proxy connection.
+//! - With `ProxyConnectLayer::with_h2_keep_alive`, a connection whose proxy
+//!   leaves a `PING` unanswered for an interval is closed: it leaves the
+//!   pool, and the tunnels on it fail as below.
 //! - A connection that dies fails the tunnels on it: a `CONNECT` in flight
 //!   with [`ErrorKind::ProxyClosed`](crate::ErrorKind::ProxyClosed), an open
 //!   tunnel's reads and writes with an `io::Error` carrying a
@@ -108,8 +111,8 @@ struct Conn {
     id: u64,
     send: Sender,
     in_flight: Arc<AtomicUsize>,
-    // A `CONNECT` on it went unanswered past the connect timeout.
-    silent: Arc<AtomicBool>,
+    // A `CONNECT` or a keep-alive `PING` on it went unanswered.
+    silent: Silence,
     // The proxy's SETTINGS are in: until then the limit h2 reports is
     // `INITIAL_MAX_STREAMS`, not the proxy's, and only the tunnel that
     // opened the connection uses it.
@@ -130,7 +133,7 @@ enum Room {
 
 impl Conn {
     fn room(&mut self) -> Room {
-        if self.silent.load(Ordering::Acquire) {
+        if self.silent.0.load(Ordering::Acquire) {
             return Room::Gone;
         }
         // h2 turns every new stream away once the connection failed or
@@ -164,7 +167,19 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// the slot.
 pub(crate) struct Lease {
     in_flight: Arc<AtomicUsize>,
-    silent: Arc<AtomicBool>,
+    silent: Silence,
+}
+
+/// Marks a proxy connection that stopped answering: it takes no new tunnel
+/// and leaves the pool at the next look. Holds nothing of the pool, so a
+/// task may keep it as long as the connection lives.
+#[derive(Clone, Default)]
+pub(crate) struct Silence(Arc<AtomicBool>);
+
+impl Silence {
+    pub(crate) fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl Lease {
@@ -176,7 +191,12 @@ impl Lease {
     /// The `CONNECT` on this slot got no answer in time: its connection
     /// takes no new tunnel (see the module docs).
     pub(crate) fn mark_silent(&self) {
-        self.silent.store(true, Ordering::Release);
+        self.silent.mark();
+    }
+
+    /// The connection's [`Silence`], for a task that outlives this tunnel.
+    pub(crate) fn silence(&self) -> Silence {
+        self.silent.clone()
     }
 }
 
@@ -286,7 +306,7 @@ impl Pool {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             send,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            silent: Arc::new(AtomicBool::new(false)),
+            silent: Silence::default(),
             settled: false,
         });
         let last = slot.conns.len() - 1;
