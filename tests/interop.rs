@@ -694,6 +694,61 @@ async fn nghttpx_h2_proxy_carries_many_tunnels_on_one_connection() {
         .expect("nghttpx test timed out");
 }
 
+/// nghttpx answers the keep-alive `PING`s (`ProxyConnectLayer::with_h2_keep_alive`):
+/// through a relay that counts the bytes, the `PING`s go up while the connection is idle
+/// for ten intervals, the connection stays open (the tunnel on it still works), and the
+/// next tunnel shares it.
+#[tokio::test]
+#[ignore = "needs the interop lab: .ci/interop/setup.sh, source $INTEROP_DIR/ports.env, then run with --ignored (.ci/run does)"]
+async fn nghttpx_answers_keep_alive_pings() {
+    use tower_tunnel::test_util::{Direction, FaultRelay};
+
+    let url = lab::lab_var("NGHTTPX_URL");
+    let _one_at_a_time = NGHTTPX.lock().await;
+    let ca = lab::lab_var("NGHTTPX_CA");
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .expect("a port");
+    let relay = FaultRelay::start(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap();
+    let every = Duration::from_millis(200);
+    let origin = TestOrigin::start().await.unwrap();
+    let target: Uri = format!("https://localhost:{}/", origin.addr().port())
+        .parse()
+        .unwrap();
+    let connect = ServiceBuilder::new()
+        .layer(AlpnDispatchLayer::<Body>::new())
+        .layer(TlsLayer::new(client_config()))
+        .layer(
+            ProxyConnectLayer::new(
+                Proxy::new(&format!("https://localhost:{}", relay.addr().port())).unwrap(),
+            )
+            .with_proxy_tls(trusting(&ca))
+            .with_h2_keep_alive(Some(every)),
+        )
+        .service(HttpConnector::new());
+    let run = async {
+        let mut first = connect.clone().oneshot(target.clone()).await.unwrap();
+        assert!(first.info().route().is_h2_tunnel(), "{}", first.info());
+        assert_eq!(get(&mut first, "/").await.0.status, 200);
+        let up = relay.bytes(Direction::Up);
+        tokio::time::sleep(every * 10).await;
+        assert!(relay.bytes(Direction::Up) > up, "no PING sent while idle");
+        let (parts, body) = get(&mut first, "/").await;
+        assert_eq!(parts.status, 200);
+        assert_eq!(body, HELLO_BODY);
+        let mut second = connect.clone().oneshot(target.clone()).await.unwrap();
+        assert_eq!(second.info().shared_tunnels(), Some(2), "{}", second.info());
+        assert_eq!(get(&mut second, "/").await.0.status, 200);
+        assert_eq!(relay.connections(), 1);
+    };
+    tokio::time::timeout(TEST_TIMEOUT, run)
+        .await
+        .expect("nghttpx keep-alive test timed out");
+}
+
 /// A graceful reload of nghttpx (`SIGHUP` to its master, by `.ci/interop/restart.sh`):
 /// the old worker sends `GOAWAY` and drains. The tunnel opened before it keeps working,
 /// and new tunnels go to a new connection (the new worker), never to the one going away.
