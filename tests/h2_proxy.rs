@@ -55,10 +55,20 @@ fn stack(
        + Clone
        + Send
        + 'static {
+    stack_over(ProxyConnectLayer::new(proxy).with_proxy_tls(client_config()))
+}
+
+/// The whole stack over `route`.
+fn stack_over(
+    route: ProxyConnectLayer,
+) -> impl Service<Uri, Response = HttpConnection<Body>, Error = tower_tunnel::Error, Future: Send>
+       + Clone
+       + Send
+       + 'static {
     ServiceBuilder::new()
         .layer(AlpnDispatchLayer::new())
         .layer(TlsLayer::new(client_config()))
-        .layer(ProxyConnectLayer::new(proxy).with_proxy_tls(client_config()))
+        .layer(route)
         .service(HttpConnector::new())
 }
 
@@ -612,25 +622,6 @@ async fn a_reset_under_open_tunnels_fails_them_all_naming_the_proxy() {
     assert_eq!(h2_stream(fresh.info()), 1);
 }
 
-/// A stack whose `CONNECT` answers are awaited for `connect_timeout` at most.
-fn stack_with_timeout(
-    proxy: Proxy,
-    connect_timeout: Duration,
-) -> impl Service<Uri, Response = HttpConnection<Body>, Error = tower_tunnel::Error, Future: Send>
-       + Clone
-       + Send
-       + 'static {
-    ServiceBuilder::new()
-        .layer(AlpnDispatchLayer::new())
-        .layer(TlsLayer::new(client_config()))
-        .layer(
-            ProxyConnectLayer::new(proxy)
-                .with_proxy_tls(client_config())
-                .with_connect_timeout(Some(connect_timeout)),
-        )
-        .service(HttpConnector::new())
-}
-
 /// A pooled proxy connection that goes silent (no FIN, no RST: a NAT or firewall that
 /// forgot it, a proxy host gone) costs one tunnel its connect timeout, not every
 /// tunnel after it: the connection whose `CONNECT` went unanswered takes no new
@@ -648,7 +639,11 @@ async fn a_proxy_connection_gone_silent_takes_no_new_tunnels() {
             .unwrap()
             .with_optimistic_data(optimistic);
         let limit = Duration::from_millis(700);
-        let connect = stack_with_timeout(p, limit);
+        let connect = stack_over(
+            ProxyConnectLayer::new(p)
+                .with_proxy_tls(client_config())
+                .with_connect_timeout(Some(limit)),
+        );
         let mut first = connect.clone().oneshot(target(&origin)).await.unwrap();
         assert_eq!(get(&mut first).await, 200);
         assert_eq!(relay.connections(), 1);
@@ -703,15 +698,11 @@ async fn keep_alive_closes_a_proxy_connection_gone_silent() {
     let relay = FaultRelay::start(proxy.addr()).await.unwrap();
     let relay_addr = relay.addr().to_string();
     let every = Duration::from_millis(200);
-    let connect = ServiceBuilder::new()
-        .layer(AlpnDispatchLayer::new())
-        .layer(TlsLayer::new(client_config()))
-        .layer(
-            ProxyConnectLayer::new(Proxy::new(&format!("https://{relay_addr}")).unwrap())
-                .with_proxy_tls(client_config())
-                .with_h2_keep_alive(Some(every)),
-        )
-        .service(HttpConnector::new());
+    let connect = stack_over(
+        ProxyConnectLayer::new(Proxy::new(&format!("https://{relay_addr}")).unwrap())
+            .with_proxy_tls(client_config())
+            .with_h2_keep_alive(Some(every)),
+    );
 
     // Alive: idle for five intervals, the PINGs go up and are answered; the
     // connection still takes the next tunnel.
