@@ -133,7 +133,7 @@ enum Room {
 
 impl Conn {
     fn room(&mut self) -> Room {
-        if self.silent.0.load(Ordering::Acquire) {
+        if self.silent.is_marked() {
             return Room::Gone;
         }
         // h2 turns every new stream away once the connection failed or
@@ -179,6 +179,10 @@ pub(crate) struct Silence(Arc<AtomicBool>);
 impl Silence {
     pub(crate) fn mark(&self) {
         self.0.store(true, Ordering::Release);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
 }
 

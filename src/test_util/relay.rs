@@ -159,6 +159,11 @@ struct State {
 }
 
 impl State {
+    /// Whether [`FaultRelay::stall_open`] stalled connection `id`.
+    fn is_stalled(&self, id: usize) -> bool {
+        id < self.stall_below.load(Ordering::SeqCst)
+    }
+
     /// Resolves once connection `id` is stalled by [`FaultRelay::stall_open`].
     async fn stall(&self, id: usize) {
         loop {
@@ -166,7 +171,7 @@ impl State {
             tokio::pin!(notified);
             // Registered before the check, so a stall between the two is not missed.
             notified.as_mut().enable();
-            if id < self.stall_below.load(Ordering::SeqCst) {
+            if self.is_stalled(id) {
                 return;
             }
             notified.await;
@@ -323,15 +328,8 @@ async fn relay(mut client: TcpStream, id: usize, fault: Option<RelayFault>, stat
             }
         }
     };
-    if end == End::Stalled {
-        // Held open until the relay is dropped, which aborts this task.
-        std::future::pending::<()>().await;
-    }
-    if end != End::Fault {
-        return;
-    }
-    match fault {
-        Some(RelayFault::Reset { .. }) => {
+    match (end, fault) {
+        (End::Fault, Some(RelayFault::Reset { .. })) => {
             // A zero linger never blocks the thread on close: the kernel drops the
             // socket's buffers and sends RST at once. (`set_zero_linger` needs a newer
             // tokio than the crate's minimum.)
@@ -342,7 +340,9 @@ async fn relay(mut client: TcpStream, id: usize, fault: Option<RelayFault>, stat
             }
         }
         // Held open until the relay is dropped, which aborts this task.
-        Some(RelayFault::Stall { .. }) => std::future::pending::<()>().await,
+        (End::Stalled, _) | (End::Fault, Some(RelayFault::Stall { .. })) => {
+            std::future::pending::<()>().await;
+        }
         _ => {}
     }
 }
@@ -387,7 +387,7 @@ async fn pump(
             read = from.read(&mut buf[..room]) => read,
             () = state.stall(id) => return End::Stalled,
         };
-        if id < state.stall_below.load(Ordering::SeqCst) {
+        if state.is_stalled(id) {
             return End::Stalled;
         }
         let n = match read {
